@@ -1,0 +1,49 @@
+# agentkit.h -- make test | make check | make bench | make fuzz | make demo
+# Tests link against one object holding the implementation (build/ak.o); BUILD=... and
+# CFLAGS=... make the sanitizer builds that `make check` runs.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+BUILD   ?= build
+STD     ?= -std=c99
+WARN    := -Wall -Wextra -Werror -pedantic
+# Library options every test build uses.
+AKDEFS  ?=
+LDLIBS  ?= -lm
+# Tests and tools are hosted POSIX programs; the library itself needs none of this.
+TFLAGS  := -D_DEFAULT_SOURCE -Wno-unknown-warning-option -Wno-format-truncation
+
+SRC      := $(wildcard src/*)
+TESTS    := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
+DRV_SRC  := tests/akdriver.c $(wildcard tests/drv_*.c)
+
+.PHONY: all test check bench fuzz demo clean
+all: agentkit.h $(BUILD)/akdriver $(TESTS)
+
+agentkit.h: amalgamate src/manifest $(SRC) LICENSE
+	./amalgamate
+
+$(BUILD)/ak.o: agentkit.h tests/ak_impl.c
+	@mkdir -p $(BUILD)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(AKDEFS) -c tests/ak_impl.c -o $@
+
+$(BUILD)/test_%: tests/test_%.c tests/test.h $(BUILD)/ak.o
+	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $< $(BUILD)/ak.o -o $@ $(LDLIBS)
+
+$(BUILD)/akdriver: $(DRV_SRC) tests/akdriver.h $(BUILD)/ak.o
+	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $(DRV_SRC) $(BUILD)/ak.o -o $@ $(LDLIBS)
+
+test: all
+	@sh tests/run.sh $(BUILD)
+
+check:
+	@sh tests/check.sh
+
+bench:
+	@sh bench/run.sh
+
+fuzz:
+	@sh fuzz/run.sh $${FUZZ_SECONDS:-30}
+
+clean:
+	rm -rf build

@@ -1,0 +1,1054 @@
+/* >>json implementation: document, parser, writer, builder, accessors, equality */
+
+#include "json.h"
+#include "context.c"
+
+/* ---- document ------------------------------------------------------------------------- */
+
+AKDEF void ak_json_doc_init(ak_json_doc *d, const ak_allocator *alloc) {
+    ak_arena_init(&d->arena, alloc, 4096);
+    d->root = NULL;
+    d->err = AK_OK;
+}
+
+AKDEF ak_result ak_json_doc_init_fixed(ak_json_doc *d, void *mem, size_t size) {
+    d->root = NULL;
+    d->err = ak_arena_init_fixed(&d->arena, mem, size);
+    return d->err;
+}
+
+AKDEF void ak_json_doc_free(ak_json_doc *d) {
+    ak_arena_free(&d->arena);
+    d->root = NULL;
+    d->err = AK_OK;
+}
+
+AKDEF void ak_json_doc_reset(ak_json_doc *d) {
+    ak_arena_reset(&d->arena);
+    d->root = NULL;
+    d->err = AK_OK;
+}
+
+AKDEF size_t ak_json_max_memory(size_t len) {
+    /* The input copy, plus one node per two input bytes at worst ("[0,0,0...]"), plus the
+       slack of 8-byte alignment and a block header. */
+    size_t nodes = len / 2 + 1;
+    return len + 16 + nodes * sizeof(ak_json) + 64;
+}
+
+AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
+    ak_json *v = (ak_json *)ak_arena_alloc(&d->arena, sizeof(ak_json));
+    if (!v) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    v->type = (uint8_t)t;
+    v->flags = 0;
+    v->reserved = 0;
+    v->len = 0;
+    v->key_len = 0;
+    v->key = NULL;
+    v->u.first = NULL;
+    v->next = NULL;
+    return v;
+}
+
+/* ---- parser --------------------------------------------------------------------------- */
+
+/* Character classes: 1 = whitespace; for strings, 2 = needs attention inside a string
+   (quote, backslash, control character or non-ASCII). */
+static const unsigned char ak__jclass[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 2, 2, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+#define AK__JWS(c) (ak__jclass[AK__U8(c)] & 1)
+#define AK__JSTR(c) (ak__jclass[AK__U8(c)] & 2)
+
+typedef struct ak__jparser {
+    char *p, *end, *base; /* base: start of the copy, for error offsets */
+    ak_json_doc *d;
+    ak_error *err;
+} ak__jparser;
+
+AK_PRIVATE ak_result ak__jfail(ak__jparser *jp, ak_result code, const char *p, const char *what) {
+    if (jp->err) {
+        ak_error_set(jp->err, code, "%s at offset %zu", what, (size_t)(p - jp->base));
+        jp->err->offset = (size_t)(p - jp->base);
+    }
+    return code;
+}
+
+AK_PRIVATE void ak__jskip_ws(ak__jparser *jp) {
+    while (jp->p < jp->end && AK__JWS(*jp->p)) jp->p++;
+}
+
+AK_PRIVATE int ak__hex4(const char *p, uint32_t *out) {
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Decodes the escape at p (just after the backslash) into w. Advances *pp past the escape
+   and returns the bytes written, or 0 on error. */
+AK_PRIVATE size_t ak__jescape(ak__jparser *jp, char **pp, char *w, ak_result *rc) {
+    char *p = *pp;
+    uint32_t cp, lo;
+    *rc = AK_ERR_JSON_SYNTAX;
+    if (p >= jp->end) return 0;
+    switch (*p) {
+    case '"': *w = '"'; break;
+    case '\\': *w = '\\'; break;
+    case '/': *w = '/'; break;
+    case 'b': *w = '\b'; break;
+    case 'f': *w = '\f'; break;
+    case 'n': *w = '\n'; break;
+    case 'r': *w = '\r'; break;
+    case 't': *w = '\t'; break;
+    case 'u':
+        if (jp->end - p < 5 || !ak__hex4(p + 1, &cp)) return 0;
+        p += 5;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            *rc = AK_ERR_JSON_UTF8; /* a low surrogate with no high one before it */
+            return 0;
+        }
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (jp->end - p < 6 || p[0] != '\\' || p[1] != 'u' || !ak__hex4(p + 2, &lo) ||
+                lo < 0xDC00 || lo > 0xDFFF) {
+                *rc = AK_ERR_JSON_UTF8;
+                return 0;
+            }
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        *pp = p;
+        return ak_utf8_encode(cp, w);
+    default: return 0;
+    }
+    *pp = p + 1;
+    return 1;
+}
+
+/* Parses the string whose opening quote is at jp->p, unescaping in place. */
+AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *out_len) {
+    char *start = jp->p + 1, *p = start, *w, *end = jp->end;
+    ak_result rc;
+    /* Fast path: nothing to unescape, so the text stays where it is. */
+    for (;;) {
+        while (p < end && !AK__JSTR(*p)) p++;
+        if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
+        if (AK__U8(*p) >= 0x80) {
+            uint32_t cp;
+            size_t n = ak_utf8_decode(p, (size_t)(end - p), &cp);
+            if (!n) return ak__jfail(jp, AK_ERR_JSON_UTF8, p, "invalid UTF-8 in string");
+            p += n;
+            continue;
+        }
+        break;
+    }
+    w = p;
+    for (;;) {
+        char c;
+        if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
+        c = *p;
+        if (c == '"') break;
+        if (c == '\\') {
+            char *esc = p;
+            size_t n;
+            p++;
+            n = ak__jescape(jp, &p, w, &rc);
+            if (!n)
+                return ak__jfail(jp, rc, esc, rc == AK_ERR_JSON_UTF8 ? "lone surrogate escape"
+                                                                      : "invalid escape");
+            w += n;
+        } else if (AK__U8(c) < 0x20) {
+            return ak__jfail(jp, AK_ERR_JSON_SYNTAX, p, "control character in string");
+        } else if (AK__U8(c) >= 0x80) {
+            uint32_t cp;
+            size_t n = ak_utf8_decode(p, (size_t)(end - p), &cp);
+            if (!n) return ak__jfail(jp, AK_ERR_JSON_UTF8, p, "invalid UTF-8 in string");
+            AK_MEMMOVE(w, p, n);
+            w += n, p += n;
+        } else {
+            *w++ = c, p++;
+        }
+    }
+    if ((size_t)(w - start) > 0xFFFFFFFFu)
+        return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "string longer than 4 GiB");
+    *w = 0; /* over the closing quote or before it: the text is now a C string */
+    *out = start;
+    *out_len = (uint32_t)(w - start);
+    jp->p = p + 1;
+    return AK_OK;
+}
+
+AK_PRIVATE int ak__isdigit(char c) { return c >= '0' && c <= '9'; }
+
+/* Validates the number lexeme at jp->p; sets *flags to AK_JSON_F_INT for plain integers. */
+AK_PRIVATE ak_result ak__jnumber(ak__jparser *jp, ak_json *v) {
+    char *s = jp->p, *p = s, *end = jp->end;
+    uint8_t flags = AK_JSON_F_INT;
+    if (p < end && *p == '-') p++;
+    if (p >= end || !ak__isdigit(*p)) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+    if (*p == '0') p++;
+    else while (p < end && ak__isdigit(*p)) p++;
+    if (p < end && *p == '.') {
+        p++, flags = 0;
+        if (p >= end || !ak__isdigit(*p)) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+        while (p < end && ak__isdigit(*p)) p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++, flags = 0;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || !ak__isdigit(*p)) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+        while (p < end && ak__isdigit(*p)) p++;
+    }
+    if ((size_t)(p - s) > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, s, "number too long");
+    v->u.str = s;
+    v->len = (uint32_t)(p - s);
+    v->flags = flags;
+    jp->p = p;
+    return AK_OK;
+}
+
+AK_PRIVATE ak_result ak__jliteral(ak__jparser *jp, ak_json *v) {
+    static const char *const words[3] = {"null", "true", "false"};
+    size_t i, n, avail = (size_t)(jp->end - jp->p);
+    for (i = 0; i < 3; i++) {
+        n = i == 2 ? 5 : 4;
+        if (avail >= n && AK_MEMCMP(jp->p, words[i], n) == 0) {
+            v->type = (uint8_t)(i == 0 ? AK_JSON_NULL : AK_JSON_BOOL);
+            v->flags = (uint8_t)(i == 1 ? AK_JSON_F_TRUE : 0);
+            jp->p += n;
+            return AK_OK;
+        }
+    }
+    return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unexpected character");
+}
+
+/* Parses the member key at jp->p (a string), then the ':' after it. */
+AK_PRIVATE ak_result ak__jkey(ak__jparser *jp, const char **key, uint32_t *key_len) {
+    ak_result rc;
+    if (jp->p >= jp->end || *jp->p != '"')
+        return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "expected a string key");
+    if ((rc = ak__jstring(jp, key, key_len)) != AK_OK) return rc;
+    ak__jskip_ws(jp);
+    if (jp->p >= jp->end || *jp->p != ':')
+        return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "expected ':' after key");
+    jp->p++;
+    ak__jskip_ws(jp);
+    return AK_OK;
+}
+
+/* Reverses a container's child list: children were prepended while parsing. */
+AK_PRIVATE void ak__jreverse(ak_json *c) {
+    ak_json *prev = NULL, *cur = c->u.first;
+    while (cur) {
+        ak_json *next = cur->next;
+        cur->next = prev;
+        prev = cur, cur = next;
+    }
+    c->u.first = prev;
+}
+
+/* The parser does not recurse. While a container is open, its `next` field points to its
+   parent container and its children are prepended to its list; closing it reverses the
+   list and links the container into its parent. */
+AK_PRIVATE ak_result ak__jparse(ak__jparser *jp, uint32_t max_depth, ak_json **out) {
+    ak_json *parent = NULL, *v;
+    const char *key = NULL;
+    uint32_t key_len = 0, depth = 0;
+    ak_result rc;
+    ak__jskip_ws(jp);
+    for (;;) {
+        /* a value starts at jp->p */
+        if (jp->p >= jp->end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unexpected end of input");
+        if (!(v = ak__json_node(jp->d, AK_JSON_NULL)))
+            return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, jp->p, "out of memory");
+        v->key = key, v->key_len = key_len;
+        switch (*jp->p) {
+        case '{': case '[':
+            if (++depth > max_depth) return ak__jfail(jp, AK_ERR_JSON_DEPTH, jp->p, "nesting too deep");
+            v->type = (uint8_t)(*jp->p == '{' ? AK_JSON_OBJECT : AK_JSON_ARRAY);
+            v->next = parent;
+            parent = v;
+            jp->p++;
+            ak__jskip_ws(jp);
+            if (jp->p < jp->end && *jp->p == (v->type == AK_JSON_OBJECT ? '}' : ']')) {
+                jp->p++;
+                goto close; /* empty container */
+            }
+            key = NULL, key_len = 0;
+            if (v->type == AK_JSON_OBJECT && (rc = ak__jkey(jp, &key, &key_len)) != AK_OK) return rc;
+            continue;
+        case '"':
+            v->type = AK_JSON_STRING;
+            if ((rc = ak__jstring(jp, &v->u.str, &v->len)) != AK_OK) return rc;
+            break;
+        case '-': case '0': case '1': case '2': case '3': case '4': case '5': case '6':
+        case '7': case '8': case '9':
+            v->type = AK_JSON_NUMBER;
+            if ((rc = ak__jnumber(jp, v)) != AK_OK) return rc;
+            break;
+        default:
+            if ((rc = ak__jliteral(jp, v)) != AK_OK) return rc;
+            break;
+        }
+        /* v is complete: attach it, then look for ',' or the end of its container */
+        for (;;) {
+            if (!parent) {
+                *out = v;
+                return AK_OK;
+            }
+            v->next = parent->u.first;
+            parent->u.first = v;
+            if (++parent->len == 0) return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "too many members");
+            ak__jskip_ws(jp);
+            if (jp->p >= jp->end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unexpected end of input");
+            if (*jp->p == ',') {
+                jp->p++;
+                ak__jskip_ws(jp);
+                key = NULL, key_len = 0;
+                if (parent->type == AK_JSON_OBJECT && (rc = ak__jkey(jp, &key, &key_len)) != AK_OK)
+                    return rc;
+                break; /* next value */
+            }
+            if (*jp->p != (parent->type == AK_JSON_OBJECT ? '}' : ']'))
+                return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p,
+                                 parent->type == AK_JSON_OBJECT ? "expected ',' or '}'" : "expected ',' or ']'");
+            jp->p++;
+            v = parent;
+        close:
+            ak__jreverse(v);
+            parent = v->next;
+            v->next = NULL;
+            depth--;
+        }
+    }
+}
+
+AKDEF ak_result ak_json_parse_value(ak_json_doc *d, const char *src, size_t len,
+                                    const ak_json_parse_opts *opts, ak_json **out, ak_error *err) {
+    ak__jparser jp;
+    ak_arena_mark mark = ak_arena_save(&d->arena);
+    ak_json *v = NULL;
+    uint32_t max_depth = opts && opts->max_depth ? opts->max_depth : AK_JSON_MAX_DEPTH;
+    ak_result rc;
+    char *copy;
+    if (out) *out = NULL;
+    if (!src && len) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "NULL input");
+    if (opts && opts->max_bytes && len > opts->max_bytes)
+        return ak_error_set(err, AK_ERR_LIMIT, "JSON text of %zu bytes exceeds the limit of %zu",
+                            len, opts->max_bytes);
+    /* Grow the arena in steps proportional to the input, not in many small blocks. */
+    if (!d->arena.fixed && d->arena.next_size < len + len / 2 && len < ((size_t)1 << 28))
+        d->arena.next_size = len + len / 2;
+    if (!(copy = ak_arena_strdup(&d->arena, src, len)))
+        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory copying %zu bytes of JSON", len);
+    jp.p = jp.base = copy;
+    jp.end = copy + len;
+    jp.d = d;
+    jp.err = err;
+    rc = ak__jparse(&jp, max_depth, &v);
+    if (rc == AK_OK) {
+        ak__jskip_ws(&jp);
+        if (jp.p != jp.end) rc = ak__jfail(&jp, AK_ERR_JSON_SYNTAX, jp.p, "unexpected data after the JSON value");
+    }
+    if (rc != AK_OK) {
+        ak_arena_restore(&d->arena, mark); /* nothing of a failed parse stays */
+        if (rc == AK_ERR_OUT_OF_MEMORY) d->err = AK_OK;
+        return rc;
+    }
+    if (out) *out = v;
+    return AK_OK;
+}
+
+AKDEF ak_result ak_json_parse(ak_json_doc *d, const char *src, size_t len, ak_error *err) {
+    ak_json *v;
+    ak_result rc = ak_json_parse_value(d, src, len, NULL, &v, err);
+    if (rc == AK_OK) d->root = v;
+    return rc;
+}
+
+/* ---- numbers: text <-> binary --------------------------------------------------------- */
+
+#if defined(AK_FREESTANDING) && !defined(AK_STRTOD)
+/* Without libc: exact for up to 19 significant digits with |exponent| <= 22 (every number a
+   model or a tool usually sends), within an ulp or two otherwise. Define AK_STRTOD and
+   AK_DTOA for correctly rounded conversions. */
+AK_PRIVATE double ak__pow10(int e) {
+    double r = 1, b = 10;
+    int n = e < 0 ? -e : e;
+    while (n) {
+        if (n & 1) r *= b;
+        b *= b, n >>= 1;
+    }
+    return e < 0 ? 1 / r : r;
+}
+
+AK_PRIVATE double ak__strtod(const char *s, size_t len) {
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0, neg = 0, eneg = 0, e = 0;
+    size_t i = 0;
+    if (i < len && s[i] == '-') neg = 1, i++;
+    for (; i < len && ak__isdigit(s[i]); i++) {
+        if (digits < 19) m = m * 10 + (uint64_t)(s[i] - '0'), digits += m != 0;
+        else exp10++;
+    }
+    if (i < len && s[i] == '.')
+        for (i++; i < len && ak__isdigit(s[i]); i++)
+            if (digits < 19) m = m * 10 + (uint64_t)(s[i] - '0'), digits += m != 0, exp10--;
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
+        for (; i < len && ak__isdigit(s[i]); i++)
+            if (e < 100000) e = e * 10 + (s[i] - '0');
+    }
+    exp10 += eneg ? -e : e;
+    if (m == 0) return neg ? -0.0 : 0.0;
+    if (exp10 < -400) return neg ? -0.0 : 0.0;
+    if (exp10 > 400) return neg ? -1e308 * 10 : 1e308 * 10;
+    {
+        double v = (double)m;
+        v = exp10 < -300 ? v * ak__pow10(exp10 + 300) * 1e-300 : v * ak__pow10(exp10);
+        return neg ? -v : v;
+    }
+}
+#elif !defined(AK_STRTOD)
+AK_PRIVATE double ak__strtod(const char *s, size_t len) {
+    /* strtod needs a terminated string; lexemes are not. 800 significant digits decide any
+       double, so longer mantissas lose only digits that cannot change the result. */
+    char tmp[832];
+    size_t n = len, i, o = 0, exp_at = len;
+    for (i = 0; i < len; i++)
+        if (s[i] == 'e' || s[i] == 'E') {
+            exp_at = i;
+            break;
+        }
+    if (n < sizeof tmp) {
+        AK_MEMCPY(tmp, s, n);
+        tmp[n] = 0;
+        return strtod(tmp, NULL);
+    }
+    {
+        /* Keep the first 800 mantissa characters and fold the dropped integer digits into
+           the exponent. */
+        size_t keep = exp_at < 800 ? exp_at : 800, dot = exp_at;
+        long extra = 0, e = 0;
+        int eneg = 0;
+        for (i = 0; i < exp_at; i++)
+            if (s[i] == '.') dot = i;
+        AK_MEMCPY(tmp, s, keep);
+        o = keep;
+        if (dot > keep) extra = (long)(dot - keep);
+        if (exp_at < len) {
+            i = exp_at + 1;
+            if (i < len && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
+            for (; i < len; i++)
+                if (e < 100000) e = e * 10 + (s[i] - '0');
+        }
+        e = (eneg ? -e : e) + extra;
+        tmp[o++] = 'e';
+        {
+            ak_buf b;
+            ak_buf_init_fixed(&b, tmp + o, sizeof tmp - o);
+            ak_buf_put_i64(&b, e);
+        }
+        return strtod(tmp, NULL);
+    }
+}
+#else
+AK_PRIVATE double ak__strtod(const char *s, size_t len) { return AK_STRTOD(s, len); }
+#endif
+
+AK_PRIVATE int ak__isnan_or_inf(double v) { return v != v || v - v != 0; }
+
+/* Shortest round-trip digits of v > 0: writes them to digits (no dot), returns the count and
+   stores the decimal exponent n such that v = 0.DIGITS x 10^n. */
+#if defined(AK_FREESTANDING) && !defined(AK_DTOA)
+AK_PRIVATE int ak__shortest(double v, char *digits, int *n) {
+    /* Scale into [1e16, 1e17), then take 17 digits and trim trailing zeros. Good to about
+       one ulp; define AK_DTOA for shortest correctly rounded output. */
+    int e = 0, k, len = 17;
+    uint64_t m;
+    while (v >= 1e17) v /= 10, e++;
+    while (v < 1e16) v *= 10, e--;
+    m = (uint64_t)(v + 0.5);
+    if (m >= 100000000000000000ull) m /= 10, e++;
+    for (k = 16; k >= 0; k--) digits[k] = (char)('0' + m % 10), m /= 10;
+    while (len > 1 && digits[len - 1] == '0') len--;
+    *n = e + 17;
+    return len;
+}
+#elif !defined(AK_DTOA)
+AK_PRIVATE int ak__shortest(double v, char *digits, int *n) {
+    char tmp[40];
+    int prec, len = 0, i;
+    for (prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+        if (prec == 17 || strtod(tmp, NULL) == v) break;
+    }
+    /* tmp is "d.ddddde[+-]xx" */
+    for (i = 0; tmp[i] && tmp[i] != 'e'; i++)
+        if (tmp[i] != '.') digits[len++] = tmp[i];
+    while (len > 1 && digits[len - 1] == '0') len--;
+    *n = atoi(tmp + i + 1) + 1;
+    return len;
+}
+#else
+AK_PRIVATE int ak__shortest(double v, char *digits, int *n) { return AK_DTOA(v, digits, n); }
+#endif
+
+/* Formats v as JavaScript's Number.prototype.toString does. */
+AK_PRIVATE void ak__format_double(ak_buf *b, double v) {
+    char dg[32];
+    int k, n, i;
+    if (ak__isnan_or_inf(v)) {
+        ak_buf_puts(b, "null");
+        return;
+    }
+    if (v == 0) {
+        ak_buf_putc(b, '0');
+        return;
+    }
+    if (v < 0) ak_buf_putc(b, '-'), v = -v;
+    k = ak__shortest(v, dg, &n);
+    if (k <= n && n <= 21) {
+        ak_buf_append(b, dg, (size_t)k);
+        for (i = k; i < n; i++) ak_buf_putc(b, '0');
+    } else if (0 < n && n <= 21) {
+        ak_buf_append(b, dg, (size_t)n);
+        ak_buf_putc(b, '.');
+        ak_buf_append(b, dg + n, (size_t)(k - n));
+    } else if (-6 < n && n <= 0) {
+        ak_buf_puts(b, "0.");
+        for (i = 0; i < -n; i++) ak_buf_putc(b, '0');
+        ak_buf_append(b, dg, (size_t)k);
+    } else {
+        ak_buf_putc(b, dg[0]);
+        if (k > 1) ak_buf_putc(b, '.'), ak_buf_append(b, dg + 1, (size_t)(k - 1));
+        ak_buf_putc(b, 'e');
+        ak_buf_putc(b, n - 1 < 0 ? '-' : '+');
+        ak_buf_put_i64(b, n - 1 < 0 ? 1 - n : n - 1);
+    }
+}
+
+/* ---- writer --------------------------------------------------------------------------- */
+
+AKDEF void ak_json_write_str(ak_buf *out, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0, run = 0;
+    ak_buf_putc(out, '"');
+    for (; i < len; i++) {
+        unsigned char c = AK__U8(s[i]);
+        const char *esc = NULL;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        ak_buf_append(out, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        }
+        if (esc) {
+            ak_buf_append(out, esc, 2);
+        } else {
+            char u[6] = {'\\', 'u', '0', '0', 0, 0};
+            u[4] = hex[c >> 4], u[5] = hex[c & 15];
+            ak_buf_append(out, u, 6);
+        }
+    }
+    ak_buf_append(out, s + run, len - run);
+    ak_buf_putc(out, '"');
+}
+
+AK_PRIVATE void ak__jindent(ak_buf *out, int indent) {
+    int i;
+    ak_buf_putc(out, '\n');
+    for (i = 0; i < indent; i++) ak_buf_append(out, "  ", 2);
+}
+
+/* Recursion depth is the nesting depth of v (bounded by the parser's limit for parsed
+   values). indent < 0 writes compact JSON. */
+AK_PRIVATE void ak__jwrite(const ak_json *v, ak_buf *out, int indent) {
+    const ak_json *c;
+    int obj;
+    if (out->err) return;
+    switch (v ? (ak_json_type)v->type : AK_JSON_NULL) {
+    case AK_JSON_NULL: ak_buf_append(out, "null", 4); return;
+    case AK_JSON_BOOL:
+        if (v->flags & AK_JSON_F_TRUE) ak_buf_append(out, "true", 4);
+        else ak_buf_append(out, "false", 5);
+        return;
+    case AK_JSON_NUMBER: ak_buf_append(out, v->u.str, v->len); return;
+    case AK_JSON_STRING: ak_json_write_str(out, v->u.str, v->len); return;
+    case AK_JSON_ARRAY: case AK_JSON_OBJECT: break;
+    }
+    obj = v->type == AK_JSON_OBJECT;
+    ak_buf_putc(out, obj ? '{' : '[');
+    for (c = v->u.first; c; c = c->next) {
+        if (indent >= 0) ak__jindent(out, indent + 1);
+        if (obj) {
+            ak_json_write_str(out, c->key ? c->key : "", c->key_len);
+            ak_buf_putc(out, ':');
+            if (indent >= 0) ak_buf_putc(out, ' ');
+        }
+        ak__jwrite(c, out, indent >= 0 ? indent + 1 : -1);
+        if (c->next) ak_buf_putc(out, ',');
+    }
+    if (indent >= 0 && v->u.first) ak__jindent(out, indent);
+    ak_buf_putc(out, obj ? '}' : ']');
+}
+
+AKDEF ak_result ak_json_write(const ak_json *v, ak_buf *out) {
+    ak__jwrite(v, out, -1);
+    return out->err;
+}
+
+AKDEF ak_result ak_json_write_pretty(const ak_json *v, ak_buf *out) {
+    ak__jwrite(v, out, 0);
+    return out->err;
+}
+
+/* ---- builder -------------------------------------------------------------------------- */
+
+AKDEF ak_json *ak_json_new_null(ak_json_doc *d) { return ak__json_node(d, AK_JSON_NULL); }
+
+AKDEF ak_json *ak_json_new_bool(ak_json_doc *d, int value) {
+    ak_json *v = ak__json_node(d, AK_JSON_BOOL);
+    if (v && value) v->flags = AK_JSON_F_TRUE;
+    return v;
+}
+
+AK_PRIVATE ak_json *ak__json_number_from_buf(ak_json_doc *d, ak_buf *b, uint8_t flags) {
+    ak_json *v;
+    if (b->err) return NULL;
+    v = ak__json_node(d, AK_JSON_NUMBER);
+    if (!v) return NULL;
+    if (!(v->u.str = ak_arena_strdup(&d->arena, b->ptr, b->len))) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    v->len = (uint32_t)b->len;
+    v->flags = flags;
+    return v;
+}
+
+AKDEF ak_json *ak_json_new_int(ak_json_doc *d, int64_t value) {
+    char tmp[24];
+    ak_buf b;
+    ak_buf_init_fixed(&b, tmp, sizeof tmp);
+    ak_buf_put_i64(&b, value);
+    return ak__json_number_from_buf(d, &b, AK_JSON_F_INT);
+}
+
+AKDEF ak_json *ak_json_new_double(ak_json_doc *d, double value) {
+    char tmp[40];
+    ak_buf b;
+    uint8_t flags = AK_JSON_F_INT;
+    size_t i;
+    if (ak__isnan_or_inf(value)) return ak_json_new_null(d);
+    ak_buf_init_fixed(&b, tmp, sizeof tmp);
+    ak__format_double(&b, value);
+    for (i = 0; i < b.len; i++)
+        if (tmp[i] == '.' || tmp[i] == 'e') flags = 0;
+    return ak__json_number_from_buf(d, &b, flags);
+}
+
+AKDEF ak_json *ak_json_new_number(ak_json_doc *d, const char *lexeme, size_t len) {
+    ak__jparser jp;
+    ak_json tmp, *v;
+    char *copy = ak_arena_strdup(&d->arena, lexeme, len);
+    if (!copy) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    jp.p = jp.base = copy, jp.end = copy + len, jp.d = d, jp.err = NULL;
+    if (ak__jnumber(&jp, &tmp) != AK_OK || jp.p != jp.end) {
+        if (d->err == AK_OK) d->err = AK_ERR_JSON_SYNTAX;
+        return NULL;
+    }
+    if (!(v = ak__json_node(d, AK_JSON_NUMBER))) return NULL;
+    v->u.str = copy, v->len = tmp.len, v->flags = tmp.flags;
+    return v;
+}
+
+AKDEF ak_json *ak_json_new_strn(ak_json_doc *d, const char *s, size_t len) {
+    ak_json *v;
+    char *copy;
+    if (!s) s = "", len = 0;
+    if (len > 0xFFFFFFFFu) {
+        d->err = AK_ERR_LIMIT;
+        return NULL;
+    }
+    if (ak_utf8_valid(s, len)) {
+        copy = ak_arena_strdup(&d->arena, s, len);
+    } else {
+        ak_buf b;
+        ak_buf_init(&b, d->arena.alloc);
+        ak_utf8_sanitize(&b, s, len);
+        copy = b.err ? NULL : ak_arena_strdup(&d->arena, b.ptr, b.len);
+        len = b.len;
+        ak_buf_free(&b);
+    }
+    if (!copy || !(v = ak__json_node(d, AK_JSON_STRING))) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    v->u.str = copy;
+    v->len = (uint32_t)len;
+    return v;
+}
+
+AKDEF ak_json *ak_json_new_str(ak_json_doc *d, const char *s) {
+    return ak_json_new_strn(d, s, s ? ak__strlen(s) : 0);
+}
+
+AKDEF ak_json *ak_json_new_array(ak_json_doc *d) { return ak__json_node(d, AK_JSON_ARRAY); }
+AKDEF ak_json *ak_json_new_object(ak_json_doc *d) { return ak__json_node(d, AK_JSON_OBJECT); }
+
+/* Copies scalars by value; text is copied into d too, so the copy outlives the source. */
+AKDEF ak_json *ak_json_copy(ak_json_doc *d, const ak_json *v) {
+    ak_json *c, *tail = NULL;
+    const ak_json *s;
+    if (!v) return ak_json_new_null(d);
+    if (!(c = ak__json_node(d, (ak_json_type)v->type))) return NULL;
+    c->flags = v->flags;
+    if (v->type == AK_JSON_STRING || v->type == AK_JSON_NUMBER) {
+        if (!(c->u.str = ak_arena_strdup(&d->arena, v->u.str, v->len))) {
+            d->err = AK_ERR_OUT_OF_MEMORY;
+            return NULL;
+        }
+        c->len = v->len;
+        return c;
+    }
+    if (v->type != AK_JSON_ARRAY && v->type != AK_JSON_OBJECT) return c;
+    for (s = v->u.first; s; s = s->next) {
+        ak_json *k = ak_json_copy(d, s);
+        if (!k) return NULL;
+        if (s->key && !(k->key = ak_arena_strdup(&d->arena, s->key, s->key_len))) {
+            d->err = AK_ERR_OUT_OF_MEMORY;
+            return NULL;
+        }
+        k->key_len = s->key_len;
+        if (tail) tail->next = k;
+        else c->u.first = k;
+        tail = k;
+        c->len++;
+    }
+    return c;
+}
+
+AK_PRIVATE int ak__is_container(const ak_json *v, ak_json_type t) { return v && v->type == t; }
+
+AKDEF ak_result ak_json_push(ak_json *arr, ak_json *v) {
+    return ak_json_insert(arr, arr ? arr->len : 0, v);
+}
+
+/* Points to the link (first or a next field) that holds the index-th child. */
+AK_PRIVATE ak_json **ak__jlink(ak_json *c, size_t index) {
+    ak_json **link = &c->u.first;
+    while (index-- && *link) link = &(*link)->next;
+    return link;
+}
+
+AKDEF ak_result ak_json_insert(ak_json *arr, size_t index, ak_json *v) {
+    ak_json **link;
+    if (!v) return AK_ERR_INVALID_ARGUMENT;
+    if (!ak__is_container(arr, AK_JSON_ARRAY)) return AK_ERR_JSON_TYPE;
+    if (index > arr->len) return AK_ERR_INVALID_ARGUMENT;
+    if (arr->len == 0xFFFFFFFFu) return AK_ERR_LIMIT;
+    link = ak__jlink(arr, index);
+    v->key = NULL, v->key_len = 0;
+    v->next = *link;
+    *link = v;
+    arr->len++;
+    return AK_OK;
+}
+
+AKDEF ak_json *ak_json_remove_at(ak_json *arr, size_t index) {
+    ak_json **link, *v;
+    if (!ak__is_container(arr, AK_JSON_ARRAY) || index >= arr->len) return NULL;
+    link = ak__jlink(arr, index);
+    v = *link;
+    *link = v->next;
+    v->next = NULL;
+    arr->len--;
+    return v;
+}
+
+AKDEF ak_result ak_json_replace_at(ak_json *arr, size_t index, ak_json *v) {
+    ak_json **link;
+    if (!v) return AK_ERR_INVALID_ARGUMENT;
+    if (!ak__is_container(arr, AK_JSON_ARRAY)) return AK_ERR_JSON_TYPE;
+    if (index >= arr->len) return AK_ERR_INVALID_ARGUMENT;
+    link = ak__jlink(arr, index);
+    v->key = NULL, v->key_len = 0;
+    v->next = (*link)->next;
+    (*link)->next = NULL;
+    *link = v;
+    return AK_OK;
+}
+
+AK_PRIVATE int ak__key_is(const ak_json *m, const char *key, size_t key_len) {
+    return m->key_len == key_len && (key_len == 0 || AK_MEMCMP(m->key, key, key_len) == 0);
+}
+
+AKDEF ak_result ak_json_add(ak_json_doc *d, ak_json *obj, const char *key, size_t key_len,
+                            ak_json *v) {
+    ak_json **link;
+    char *k;
+    if (!v || !key) return AK_ERR_INVALID_ARGUMENT;
+    if (!ak__is_container(obj, AK_JSON_OBJECT)) return AK_ERR_JSON_TYPE;
+    if (obj->len == 0xFFFFFFFFu || key_len > 0xFFFFFFFFu) return AK_ERR_LIMIT;
+    if (!(k = ak_arena_strdup(&d->arena, key, key_len))) return d->err = AK_ERR_OUT_OF_MEMORY;
+    link = ak__jlink(obj, obj->len);
+    v->key = k;
+    v->key_len = (uint32_t)key_len;
+    v->next = NULL;
+    *link = v;
+    obj->len++;
+    return AK_OK;
+}
+
+AKDEF ak_result ak_json_setn(ak_json_doc *d, ak_json *obj, const char *key, size_t key_len,
+                             ak_json *v) {
+    ak_json **link, **found = NULL;
+    if (!v || !key) return AK_ERR_INVALID_ARGUMENT;
+    if (!ak__is_container(obj, AK_JSON_OBJECT)) return AK_ERR_JSON_TYPE;
+    for (link = &obj->u.first; *link; link = &(*link)->next)
+        if (ak__key_is(*link, key, key_len)) found = link;
+    if (!found) return ak_json_add(d, obj, key, key_len, v);
+    v->key = (*found)->key; /* same key text: reuse it */
+    v->key_len = (*found)->key_len;
+    v->next = (*found)->next;
+    (*found)->next = NULL;
+    *found = v;
+    return AK_OK;
+}
+
+AKDEF ak_result ak_json_set(ak_json_doc *d, ak_json *obj, const char *key, ak_json *v) {
+    return ak_json_setn(d, obj, key, key ? ak__strlen(key) : 0, v);
+}
+
+AKDEF ak_json *ak_json_removen(ak_json *obj, const char *key, size_t key_len) {
+    ak_json **link, *last = NULL;
+    if (!ak__is_container(obj, AK_JSON_OBJECT) || !key) return NULL;
+    link = &obj->u.first;
+    while (*link) {
+        ak_json *m = *link;
+        if (ak__key_is(m, key, key_len)) {
+            *link = m->next;
+            m->next = NULL;
+            obj->len--;
+            last = m;
+        } else {
+            link = &m->next;
+        }
+    }
+    return last;
+}
+
+AKDEF ak_json *ak_json_remove(ak_json *obj, const char *key) {
+    return ak_json_removen(obj, key, key ? ak__strlen(key) : 0);
+}
+
+AKDEF ak_result ak_json_set_str(ak_json_doc *d, ak_json *obj, const char *key, const char *s) {
+    return ak_json_set(d, obj, key, ak_json_new_str(d, s));
+}
+
+AKDEF ak_result ak_json_set_int(ak_json_doc *d, ak_json *obj, const char *key, int64_t v) {
+    return ak_json_set(d, obj, key, ak_json_new_int(d, v));
+}
+
+AKDEF ak_result ak_json_set_bool(ak_json_doc *d, ak_json *obj, const char *key, int v) {
+    return ak_json_set(d, obj, key, ak_json_new_bool(d, v));
+}
+
+/* ---- access --------------------------------------------------------------------------- */
+
+AKDEF ak_json_type ak_json_typeof(const ak_json *v) {
+    return v ? (ak_json_type)v->type : AK_JSON_NULL;
+}
+
+AKDEF int ak_json_is(const ak_json *v, ak_json_type t) { return v && v->type == (uint8_t)t; }
+
+AKDEF size_t ak_json_len(const ak_json *v) {
+    return v && v->type >= AK_JSON_STRING ? v->len : 0;
+}
+
+AKDEF ak_json *ak_json_first(const ak_json *v) {
+    return v && (v->type == AK_JSON_ARRAY || v->type == AK_JSON_OBJECT) ? v->u.first : NULL;
+}
+
+AKDEF ak_json *ak_json_getn(const ak_json *obj, const char *key, size_t key_len) {
+    ak_json *m, *found = NULL;
+    if (!ak__is_container(obj, AK_JSON_OBJECT) || !key) return NULL;
+    for (m = obj->u.first; m; m = m->next)
+        if (ak__key_is(m, key, key_len)) found = m;
+    return found;
+}
+
+AKDEF ak_json *ak_json_get(const ak_json *obj, const char *key) {
+    return key ? ak_json_getn(obj, key, ak__strlen(key)) : NULL;
+}
+
+AKDEF ak_json *ak_json_at(const ak_json *arr, size_t index) {
+    ak_json *c;
+    if (!ak__is_container(arr, AK_JSON_ARRAY) || index >= arr->len) return NULL;
+    for (c = arr->u.first; index; index--) c = c->next;
+    return c;
+}
+
+AKDEF ak_json *ak_json_path(const ak_json *root, const char *path) {
+    const ak_json *v = root;
+    const char *p = path;
+    if (!p) return NULL;
+    if (*p == '$') p++;
+    while (v && *p) {
+        if (*p == '.') p++;
+        if (*p == '[') {
+            size_t idx = 0;
+            int any = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++, any = 1) {
+                if (idx > ((size_t)-1) / 10 - 1) return NULL;
+                idx = idx * 10 + (size_t)(*p - '0');
+            }
+            if (!any || *p != ']') return NULL;
+            p++;
+            v = ak_json_at(v, idx);
+        } else {
+            const char *k = p;
+            while (*p && *p != '.' && *p != '[') p++;
+            if (p == k) return NULL;
+            v = ak_json_getn(v, k, (size_t)(p - k));
+        }
+    }
+    return AK__UNCONST(ak_json *, v);
+}
+
+AKDEF const char *ak_json_str(const ak_json *v) {
+    return v && v->type == AK_JSON_STRING ? v->u.str : NULL;
+}
+
+AKDEF const char *ak_json_str_or(const ak_json *v, const char *def) {
+    return v && v->type == AK_JSON_STRING ? v->u.str : def;
+}
+
+AKDEF const char *ak_json_get_str(const ak_json *obj, const char *key) {
+    return ak_json_str(ak_json_get(obj, key));
+}
+
+AKDEF int ak_json_bool(const ak_json *v, int def) {
+    return v && v->type == AK_JSON_BOOL ? (v->flags & AK_JSON_F_TRUE) != 0 : def;
+}
+
+AKDEF ak_result ak_json_int64(const ak_json *v, int64_t *out) {
+    if (!v || v->type != AK_JSON_NUMBER) return AK_ERR_JSON_TYPE;
+    if (v->flags & AK_JSON_F_INT) {
+        const char *p = v->u.str, *end = p + v->len;
+        uint64_t m = 0, lim;
+        int neg = *p == '-';
+        if (neg) p++;
+        lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+        for (; p < end; p++) {
+            unsigned dgt = (unsigned)(*p - '0');
+            if (m > (lim - dgt) / 10) return AK_ERR_JSON_TYPE; /* out of range */
+            m = m * 10 + dgt;
+        }
+        *out = neg ? (int64_t)(0 - m) : (int64_t)m;
+        return AK_OK;
+    }
+    {
+        /* 1.0 or 5e2: accept when the value is an exact integer in range */
+        double dv = ak__strtod(v->u.str, v->len);
+        if (dv != dv || dv < -9223372036854775808.0 || dv >= 9223372036854775808.0 ||
+            (double)(int64_t)dv != dv)
+            return AK_ERR_JSON_TYPE;
+        *out = (int64_t)dv;
+        return AK_OK;
+    }
+}
+
+AKDEF int64_t ak_json_int_or(const ak_json *v, int64_t def) {
+    int64_t x;
+    return ak_json_int64(v, &x) == AK_OK ? x : def;
+}
+
+AKDEF ak_result ak_json_double(const ak_json *v, double *out) {
+    if (!v || v->type != AK_JSON_NUMBER) return AK_ERR_JSON_TYPE;
+    *out = ak__strtod(v->u.str, v->len);
+    return AK_OK;
+}
+
+AKDEF double ak_json_double_or(const ak_json *v, double def) {
+    double x;
+    return ak_json_double(v, &x) == AK_OK ? x : def;
+}
+
+AKDEF int ak_json_is_empty(const ak_json *v) {
+    if (!v || v->type == AK_JSON_NULL) return 1;
+    if (v->type == AK_JSON_STRING || v->type == AK_JSON_ARRAY || v->type == AK_JSON_OBJECT)
+        return v->len == 0;
+    return 0;
+}
+
+AK_PRIVATE int ak__num_equal(const ak_json *a, const ak_json *b) {
+    if (a->len == b->len && AK_MEMCMP(a->u.str, b->u.str, a->len) == 0) return 1;
+    if ((a->flags & b->flags & AK_JSON_F_INT) && (a->len > 16 || b->len > 16)) {
+        /* big integers: equal digits, or both zero ("-0" vs "0") */
+        const char *x = a->u.str, *y = b->u.str;
+        size_t xl = a->len, yl = b->len;
+        if (*x == '-' && *y == '-') x++, y++, xl--, yl--;
+        return xl == yl && AK_MEMCMP(x, y, xl) == 0;
+    }
+    return ak__strtod(a->u.str, a->len) == ak__strtod(b->u.str, b->len);
+}
+
+AKDEF int ak_json_equal(const ak_json *a, const ak_json *b) {
+    const ak_json *x, *y;
+    ak_json_type t = ak_json_typeof(a);
+    if (t != ak_json_typeof(b)) return 0;
+    if (!a || !b) return a == b || t == AK_JSON_NULL;
+    switch (t) {
+    case AK_JSON_NULL: return 1;
+    case AK_JSON_BOOL: return (a->flags & AK_JSON_F_TRUE) == (b->flags & AK_JSON_F_TRUE);
+    case AK_JSON_NUMBER: return ak__num_equal(a, b);
+    case AK_JSON_STRING: return a->len == b->len && AK_MEMCMP(a->u.str, b->u.str, a->len) == 0;
+    case AK_JSON_ARRAY:
+        if (a->len != b->len) return 0;
+        for (x = a->u.first, y = b->u.first; x && y; x = x->next, y = y->next)
+            if (!ak_json_equal(x, y)) return 0;
+        return 1;
+    case AK_JSON_OBJECT:
+        if (a->len != b->len) return 0;
+        /* Same key order is the common case and costs one pass. */
+        for (x = a->u.first, y = b->u.first; x && y; x = x->next, y = y->next)
+            if (!ak__key_is(y, x->key, x->key_len) || !ak_json_equal(x, y)) break;
+        if (!x) return 1;
+        for (x = a->u.first; x; x = x->next)
+            if (!ak_json_equal(ak_json_getn(a, x->key, x->key_len), ak_json_getn(b, x->key, x->key_len)) ||
+                !ak_json_getn(b, x->key, x->key_len))
+                return 0;
+        return 1;
+    }
+    return 0;
+}

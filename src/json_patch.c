@@ -1,0 +1,1 @@
+/* >>json_patch.c (being written) */

@@ -1,0 +1,1 @@
+/* >>posix.c (being written) */

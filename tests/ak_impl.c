@@ -1,0 +1,3 @@
+/* The one translation unit of the test builds that holds the implementation. */
+#define AGENTKIT_IMPLEMENTATION
+#include "../agentkit.h"
