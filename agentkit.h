@@ -643,6 +643,14 @@ typedef struct ak_http_writer {
 #endif
 /* ---- end src/http.h ---- */
 
+/* ---- begin src/replay.h ---- */
+/* >>replay.h (being written) */
+/* ---- end src/replay.h ---- */
+
+/* ---- begin src/posix.h ---- */
+/* >>posix.h (being written) */
+/* ---- end src/posix.h ---- */
+
 #endif /* AGENTKIT_H */
 
 #if defined(AGENTKIT_IMPLEMENTATION) && !defined(AGENTKIT_IMPLEMENTATION_INCLUDED)
@@ -2675,6 +2683,10 @@ AKDEF int ak_json_equal(const ak_json *a, const ak_json *b) {
 /* ---- begin src/http.c ---- */
 /* >>http.c (being written) */
 /* ---- end src/http.c ---- */
+
+/* ---- begin src/replay.c ---- */
+/* >>replay.c (being written) */
+/* ---- end src/replay.c ---- */
 
 /* ---- begin src/posix.c ---- */
 /* >>posix.c (being written) */
