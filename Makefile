@@ -8,13 +8,15 @@ BUILD   ?= build
 STD     ?= -std=c99
 WARN    := -Wall -Wextra -Werror -pedantic
 # Library options every test build uses.
-AKDEFS  ?=
-LDLIBS  ?= -lm
+AKDEFS  ?= -DAK_ENABLE_POSIX -DAK_ENABLE_MBEDTLS
+LDLIBS  ?= -lm -lmbedtls -lmbedx509 -lmbedcrypto
 # Tests and tools are hosted POSIX programs; the library itself needs none of this.
 TFLAGS  := -D_DEFAULT_SOURCE -Wno-unknown-warning-option -Wno-format-truncation
 
 SRC      := $(wildcard src/*)
 TESTS    := $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
+# Code tests and akdriver share (the interop agents).
+SUPPORT  := tests/interop_agents.c
 DRV_SRC  := tests/akdriver.c $(wildcard tests/drv_*.c)
 
 .PHONY: all test check bench fuzz demo clean
@@ -27,11 +29,14 @@ $(BUILD)/ak.o: agentkit.h tests/ak_impl.c
 	@mkdir -p $(BUILD)
 	$(CC) $(STD) $(WARN) $(CFLAGS) $(AKDEFS) -c tests/ak_impl.c -o $@
 
-$(BUILD)/test_%: tests/test_%.c tests/test.h $(BUILD)/ak.o
-	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $< $(BUILD)/ak.o -o $@ $(LDLIBS)
+$(BUILD)/support.o: $(SUPPORT) tests/interop_agents.h agentkit.h
+	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) -c $(SUPPORT) -o $@
 
-$(BUILD)/akdriver: $(DRV_SRC) tests/akdriver.h $(BUILD)/ak.o
-	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $(DRV_SRC) $(BUILD)/ak.o -o $@ $(LDLIBS)
+$(BUILD)/test_%: tests/test_%.c tests/test.h $(BUILD)/ak.o $(BUILD)/support.o
+	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $< $(BUILD)/ak.o $(BUILD)/support.o -o $@ $(LDLIBS)
+
+$(BUILD)/akdriver: $(DRV_SRC) tests/akdriver.h $(BUILD)/ak.o $(BUILD)/support.o
+	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $(DRV_SRC) $(BUILD)/ak.o $(BUILD)/support.o -o $@ $(LDLIBS)
 
 test: all
 	@sh tests/run.sh $(BUILD)

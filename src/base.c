@@ -478,6 +478,13 @@ AKDEF void ak_arena_free(ak_arena *a) {
     a->used_bytes = 0;
 }
 
+AKDEF size_t ak_arena_capacity(const ak_arena *a) {
+    const ak_arena_block *b;
+    size_t n = 0;
+    for (b = a->head; b; b = b->prev) n += b->size;
+    return n;
+}
+
 /* ---- buffer --------------------------------------------------------------------------- */
 
 AKDEF void ak_buf_init(ak_buf *b, const ak_allocator *alloc) {

@@ -188,6 +188,8 @@ AKDEF ak_arena_mark ak_arena_save(const ak_arena *a);
 AKDEF void ak_arena_restore(ak_arena *a, ak_arena_mark m);    /* frees blocks made since m */
 AKDEF void ak_arena_reset(ak_arena *a);                       /* keeps the first block */
 AKDEF void ak_arena_free(ak_arena *a);
+/* Bytes the arena holds in its blocks (used or not). */
+AKDEF size_t ak_arena_capacity(const ak_arena *a);
 
 /* ---------------------------------------------------------------------------------------
    Growable byte buffer / string builder. Always NUL-terminated when ptr is non-NULL. Errors
@@ -257,6 +259,10 @@ typedef struct ak_context_desc {
        never made from a weak source: without one, id generation fails with
        AK_ERR_NO_RANDOM. */
     ak_result (*random)(void *ud, void *buf, size_t len);
+    /* Sleep for ms milliseconds; used only by blocking convenience calls (waiting out a
+       retry delay). NULL = the platform's sleep; freestanding builds without one spin on
+       mono_ms. */
+    void (*sleep_ms)(void *ud, int64_t ms);
     /* Log sink; NULL = silent. Secrets (API keys) are never passed here. */
     void (*log)(void *ud, ak_log_level level, const char *msg);
     ak_log_level log_level;      /* minimum level passed to log (default DEBUG) */
@@ -277,6 +283,7 @@ AKDEF const ak_allocator *ak_context_allocator(ak_context *ctx);
 AKDEF int64_t ak_now_ms(ak_context *ctx);
 AKDEF int64_t ak_mono_ms(ak_context *ctx);
 AKDEF ak_result ak_random(ak_context *ctx, void *buf, size_t len);
+AKDEF void ak_sleep_ms(ak_context *ctx, int64_t ms);
 /* Writes a random (v4) UUID, 36 chars + NUL, into out. */
 AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]);
 /* Formats ms since the epoch as ISO-8601 with milliseconds and Z, 24 chars + NUL. */

@@ -38,6 +38,8 @@ AK_PRIVATE int64_t ak__platform_mono_ms(void *ud) {
     return (int64_t)GetTickCount64();
 }
 
+AK_PRIVATE void ak__platform_sleep(int64_t ms) { Sleep((DWORD)ms); }
+
 AK_PRIVATE ak_result ak__platform_random(void *ud, void *buf, size_t len) {
     AK__UNUSED(ud);
     while (len) {
@@ -66,6 +68,19 @@ AK_PRIVATE int64_t ak__clock_ms(int monotonic) {
 AK_PRIVATE int64_t ak__platform_now_ms(void *ud) {
     AK__UNUSED(ud);
     return ak__clock_ms(0);
+}
+
+AK_PRIVATE void ak__platform_sleep(int64_t ms) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+#else
+    int64_t end = ak__clock_ms(1) + ms;
+    while (ak__clock_ms(1) < end) {
+    }
+#endif
 }
 
 AK_PRIVATE int64_t ak__platform_mono_ms(void *ud) {
@@ -184,6 +199,23 @@ AKDEF ak_result ak_random(ak_context *ctx, void *buf, size_t len) {
 #else
     AK__UNUSED(buf), AK__UNUSED(len);
     return AK_ERR_NO_RANDOM;
+#endif
+}
+
+AKDEF void ak_sleep_ms(ak_context *ctx, int64_t ms) {
+    if (ms <= 0) return;
+    if (ctx->desc.sleep_ms) {
+        ctx->desc.sleep_ms(ctx->desc.user_data, ms);
+        return;
+    }
+#ifdef AK__HAVE_PLATFORM
+    ak__platform_sleep(ms);
+#else
+    {
+        int64_t end = ak_mono_ms(ctx) + ms;
+        while (ak_mono_ms(ctx) < end) {
+        }
+    }
 #endif
 }
 

@@ -30,10 +30,11 @@ AKDEF void ak_json_doc_reset(ak_json_doc *d) {
 }
 
 AKDEF size_t ak_json_max_memory(size_t len) {
-    /* The input copy, plus one node per two input bytes at worst ("[0,0,0...]"), plus the
-       slack of 8-byte alignment and a block header. */
+    /* Valid JSON has at most one value per two input bytes ("[0,0,0...]"). Each value is a
+       node plus, for strings and numbers, its text with a NUL, rounded up to 8 bytes; text
+       never exceeds the input it came from. Plus a block header and alignment. */
     size_t nodes = len / 2 + 1;
-    return len + 16 + nodes * sizeof(ak_json) + 64;
+    return len + 64 + nodes * (AK__ALIGN_UP(sizeof(ak_json)) + 8);
 }
 
 AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
@@ -70,11 +71,74 @@ static const unsigned char ak__jclass[256] = {
 #define AK__JWS(c) (ak__jclass[AK__U8(c)] & 1)
 #define AK__JSTR(c) (ak__jclass[AK__U8(c)] & 2)
 
+/* Eight bytes at a time (byte order does not matter: only "any byte" is asked). */
+#define AK__ONES UINT64_C(0x0101010101010101)
+#define AK__HIGHS UINT64_C(0x8080808080808080)
+#define AK__HAS_BELOW(w, n) (((w) - AK__ONES * (n)) & ~(w))
+
+AK_PRIVATE uint64_t ak__load8(const char *p) {
+    uint64_t w;
+    AK_MEMCPY(&w, p, 8);
+    return w;
+}
+
+/* Nonzero when a byte of w is '"', '\\', a control character or non-ASCII. */
+AK_PRIVATE uint64_t ak__jstr_special8(uint64_t w) {
+    uint64_t q = w ^ (AK__ONES * '"'), b = w ^ (AK__ONES * '\\');
+    return (AK__HAS_BELOW(q, 1) | AK__HAS_BELOW(b, 1) | AK__HAS_BELOW(w, 0x20) | w) & AK__HIGHS;
+}
+
+/* The parser reads the caller's input in place and copies only the text of strings, keys
+   and numbers into the document, so a document holds no whitespace or punctuation. Values
+   and text are bumped from the arena's current block without a call per value; `cur` and
+   `avail` mirror that block and are written back by ak__jsync. */
 typedef struct ak__jparser {
-    char *p, *end, *base; /* base: start of the copy, for error offsets */
+    const char *p, *end, *base; /* base: start of the input, for error offsets */
     ak_json_doc *d;
     ak_error *err;
+    unsigned char *cur;
+    size_t avail;
+    size_t block_cap;           /* largest block the parse asks for (bounds the slack) */
 } ak__jparser;
+
+AK_PRIVATE void ak__jload(ak__jparser *jp) {
+    ak_arena_block *b = jp->d->arena.head;
+    jp->cur = b ? AK__BLOCK_DATA(b) + b->used : NULL;
+    jp->avail = b ? b->size - b->used : 0;
+}
+
+AK_PRIVATE void ak__jsync(ak__jparser *jp) {
+    ak_arena_block *b = jp->d->arena.head;
+    if (b && jp->cur) {
+        size_t used = (size_t)(jp->cur - AK__BLOCK_DATA(b));
+        jp->d->arena.used_bytes += used - b->used;
+        b->used = used;
+    }
+}
+
+/* The block is full: let the arena add one. Blocks double as usual, but the parse lets them
+   grow past neither block_cap nor the size the document already asked for, so the unused
+   end of the last one stays small next to the document. */
+AK_PRIVATE void *ak__jalloc_slow(ak__jparser *jp, size_t n) {
+    ak_arena *a = &jp->d->arena;
+    size_t before = a->next_size;
+    void *p;
+    ak__jsync(jp);
+    p = ak_arena_alloc(a, n);
+    if (a->next_size > before && a->next_size > jp->block_cap) a->next_size = AK__MAX(before, jp->block_cap);
+    ak__jload(jp);
+    return p;
+}
+
+/* n bytes, 8-byte aligned; n is a multiple of 8. */
+AK_PRIVATE void *ak__jalloc(ak__jparser *jp, size_t n) {
+    void *p;
+    if (n > jp->avail) return ak__jalloc_slow(jp, n);
+    p = jp->cur;
+    jp->cur += n;
+    jp->avail -= n;
+    return p;
+}
 
 AK_PRIVATE ak_result ak__jfail(ak__jparser *jp, ak_result code, const char *p, const char *what) {
     if (jp->err) {
@@ -84,9 +148,35 @@ AK_PRIVATE ak_result ak__jfail(ak__jparser *jp, ak_result code, const char *p, c
     return code;
 }
 
-AK_PRIVATE void ak__jskip_ws(ak__jparser *jp) {
-    while (jp->p < jp->end && AK__JWS(*jp->p)) jp->p++;
+AK_PRIVATE ak_json *ak__jnode(ak__jparser *jp) {
+    ak_json *v = (ak_json *)ak__jalloc(jp, AK__ALIGN_UP(sizeof(ak_json)));
+    if (!v) return NULL;
+    v->type = AK_JSON_NULL;
+    v->flags = 0;
+    v->reserved = 0;
+    v->len = 0;
+    v->key_len = 0;
+    v->key = NULL;
+    v->u.first = NULL;
+    v->next = NULL;
+    return v;
 }
+
+AK_PRIVATE void ak__jskip_ws_run(ak__jparser *jp) {
+    const char *p = jp->p, *end = jp->end;
+    while (p < end && AK__JWS(*p)) {
+        p++;
+        /* Indentation comes in runs of spaces. */
+        while (end - p >= 8 && ak__load8(p) == AK__ONES * ' ') p += 8;
+    }
+    jp->p = p;
+}
+
+/* Compact JSON has no whitespace between tokens: that case costs no call. */
+#define AK__JSKIP_WS(jp) \
+    do { \
+        if ((jp)->p < (jp)->end && AK__JWS(*(jp)->p)) ak__jskip_ws_run(jp); \
+    } while (0)
 
 AK_PRIVATE int ak__hex4(const char *p, uint32_t *out) {
     uint32_t v = 0;
@@ -103,13 +193,13 @@ AK_PRIVATE int ak__hex4(const char *p, uint32_t *out) {
     return 1;
 }
 
-/* Decodes the escape at p (just after the backslash) into w. Advances *pp past the escape
-   and returns the bytes written, or 0 on error. */
-AK_PRIVATE size_t ak__jescape(ak__jparser *jp, char **pp, char *w, ak_result *rc) {
-    char *p = *pp;
+/* Decodes the escape at *pp (just after the backslash) into w. Advances *pp past the escape
+   and returns the bytes written, or 0 on error (*rc says which). */
+AK_PRIVATE size_t ak__jescape(const char **pp, const char *end, char *w, ak_result *rc) {
+    const char *p = *pp;
     uint32_t cp, lo;
     *rc = AK_ERR_JSON_SYNTAX;
-    if (p >= jp->end) return 0;
+    if (p >= end) return 0;
     switch (*p) {
     case '"': *w = '"'; break;
     case '\\': *w = '\\'; break;
@@ -120,15 +210,15 @@ AK_PRIVATE size_t ak__jescape(ak__jparser *jp, char **pp, char *w, ak_result *rc
     case 'r': *w = '\r'; break;
     case 't': *w = '\t'; break;
     case 'u':
-        if (jp->end - p < 5 || !ak__hex4(p + 1, &cp)) return 0;
+        if (end - p < 5 || !ak__hex4(p + 1, &cp)) return 0;
         p += 5;
         if (cp >= 0xDC00 && cp <= 0xDFFF) {
             *rc = AK_ERR_JSON_UTF8; /* a low surrogate with no high one before it */
             return 0;
         }
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (jp->end - p < 6 || p[0] != '\\' || p[1] != 'u' || !ak__hex4(p + 2, &lo) ||
-                lo < 0xDC00 || lo > 0xDFFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !ak__hex4(p + 2, &lo) || lo < 0xDC00 ||
+                lo > 0xDFFF) {
                 *rc = AK_ERR_JSON_UTF8;
                 return 0;
             }
@@ -143,85 +233,128 @@ AK_PRIVATE size_t ak__jescape(ak__jparser *jp, char **pp, char *w, ak_result *rc
     return 1;
 }
 
-/* Parses the string whose opening quote is at jp->p, unescaping in place. */
-AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *out_len) {
-    char *start = jp->p + 1, *p = start, *w, *end = jp->end;
+/* Scans from p to the closing quote of a string that has escapes; p itself ends there.
+   Returns NULL if the input ends first. */
+AK_PRIVATE const char *ak__jstring_end(const char *p, const char *end) {
+    for (; p < end && *p != '"'; p++)
+        if (*p == '\\' && ++p == end) break;
+    return p < end ? p : NULL;
+}
+
+/* Unescapes raw[0..n) (which needs escapes) into w; returns the bytes written. */
+AK_PRIVATE ak_result ak__junescape(ak__jparser *jp, const char *raw, const char *end, char *w, size_t *out) {
+    char *start = w;
     ak_result rc;
-    /* Fast path: nothing to unescape, so the text stays where it is. */
+    while (raw < end) {
+        char c = *raw;
+        if (c == '\\') {
+            const char *esc = raw++;
+            size_t n = ak__jescape(&raw, end, w, &rc);
+            if (!n)
+                return ak__jfail(jp, rc, esc, rc == AK_ERR_JSON_UTF8 ? "lone surrogate escape" : "invalid escape");
+            w += n;
+        } else if (AK__U8(c) < 0x20) {
+            return ak__jfail(jp, AK_ERR_JSON_SYNTAX, raw, "control character in string");
+        } else if (AK__U8(c) >= 0x80) {
+            uint32_t cp;
+            size_t n = ak_utf8_decode(raw, (size_t)(end - raw), &cp);
+            if (!n) return ak__jfail(jp, AK_ERR_JSON_UTF8, raw, "invalid UTF-8 in string");
+            AK_MEMCPY(w, raw, n);
+            w += n, raw += n;
+        } else {
+            *w++ = c, raw++;
+        }
+    }
+    *out = (size_t)(w - start);
+    return AK_OK;
+}
+
+/* Copies the string whose opening quote is at jp->p into the document, unescaped and
+   NUL-terminated. */
+AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *out_len) {
+    const char *start = jp->p + 1, *p = start, *end = jp->end, *close;
+    size_t n = 0, room;
+    char *text;
+    ak_result rc;
+    /* Fast path: no escapes, so the text is copied as it is. */
     for (;;) {
+        while (end - p >= 8 && !ak__jstr_special8(ak__load8(p))) p += 8;
         while (p < end && !AK__JSTR(*p)) p++;
         if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
         if (AK__U8(*p) >= 0x80) {
             uint32_t cp;
-            size_t n = ak_utf8_decode(p, (size_t)(end - p), &cp);
-            if (!n) return ak__jfail(jp, AK_ERR_JSON_UTF8, p, "invalid UTF-8 in string");
-            p += n;
+            size_t k = ak_utf8_decode(p, (size_t)(end - p), &cp);
+            if (!k) return ak__jfail(jp, AK_ERR_JSON_UTF8, p, "invalid UTF-8 in string");
+            p += k;
             continue;
         }
         break;
     }
-    w = p;
-    for (;;) {
-        char c;
-        if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
-        c = *p;
-        if (c == '"') break;
-        if (c == '\\') {
-            char *esc = p;
-            size_t n;
-            p++;
-            n = ak__jescape(jp, &p, w, &rc);
-            if (!n)
-                return ak__jfail(jp, rc, esc, rc == AK_ERR_JSON_UTF8 ? "lone surrogate escape"
-                                                                      : "invalid escape");
-            w += n;
-        } else if (AK__U8(c) < 0x20) {
-            return ak__jfail(jp, AK_ERR_JSON_SYNTAX, p, "control character in string");
-        } else if (AK__U8(c) >= 0x80) {
-            uint32_t cp;
-            size_t n = ak_utf8_decode(p, (size_t)(end - p), &cp);
-            if (!n) return ak__jfail(jp, AK_ERR_JSON_UTF8, p, "invalid UTF-8 in string");
-            AK_MEMMOVE(w, p, n);
-            w += n, p += n;
-        } else {
-            *w++ = c, p++;
-        }
+    if (*p == '"') {
+        close = p, n = (size_t)(p - start);
+        if (n > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "string longer than 4 GiB");
+        if (!(text = (char *)ak__jalloc(jp, AK__ALIGN_UP(n + 1))))
+            return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, jp->p, "out of memory");
+        AK_MEMCPY(text, start, n);
+    } else if (AK__U8(*p) < 0x20) {
+        return ak__jfail(jp, AK_ERR_JSON_SYNTAX, p, "control character in string");
+    } else {
+        /* Escapes: room for the raw text, then what the unescaped text leaves is given back. */
+        if (!(close = ak__jstring_end(p, end))) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
+        room = AK__ALIGN_UP((size_t)(close - start) + 1);
+        if (!(text = (char *)ak__jalloc(jp, room))) return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, jp->p, "out of memory");
+        AK_MEMCPY(text, start, (size_t)(p - start));
+        if ((rc = ak__junescape(jp, p, close, text + (p - start), &n)) != AK_OK) return rc;
+        n += (size_t)(p - start);
+        if (n > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "string longer than 4 GiB");
+        jp->cur -= room - AK__ALIGN_UP(n + 1);
+        jp->avail += room - AK__ALIGN_UP(n + 1);
     }
-    if ((size_t)(w - start) > 0xFFFFFFFFu)
-        return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "string longer than 4 GiB");
-    *w = 0; /* over the closing quote or before it: the text is now a C string */
-    *out = start;
-    *out_len = (uint32_t)(w - start);
-    jp->p = p + 1;
+    text[n] = 0;
+    *out = text;
+    *out_len = (uint32_t)n;
+    jp->p = close + 1;
     return AK_OK;
 }
 
 AK_PRIVATE int ak__isdigit(char c) { return c >= '0' && c <= '9'; }
 
-/* Validates the number lexeme at jp->p; sets *flags to AK_JSON_F_INT for plain integers. */
-AK_PRIVATE ak_result ak__jnumber(ak__jparser *jp, ak_json *v) {
-    char *s = jp->p, *p = s, *end = jp->end;
-    uint8_t flags = AK_JSON_F_INT;
+/* Scans the number lexeme at p: returns its end, or NULL if there is none. *flags gets
+   AK_JSON_F_INT for a plain integer. */
+AK_PRIVATE const char *ak__jnumber_scan(const char *p, const char *end, uint8_t *flags) {
+    *flags = AK_JSON_F_INT;
     if (p < end && *p == '-') p++;
-    if (p >= end || !ak__isdigit(*p)) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+    if (p >= end || !ak__isdigit(*p)) return NULL;
     if (*p == '0') p++;
     else while (p < end && ak__isdigit(*p)) p++;
     if (p < end && *p == '.') {
-        p++, flags = 0;
-        if (p >= end || !ak__isdigit(*p)) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+        p++, *flags = 0;
+        if (p >= end || !ak__isdigit(*p)) return NULL;
         while (p < end && ak__isdigit(*p)) p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
-        p++, flags = 0;
+        p++, *flags = 0;
         if (p < end && (*p == '+' || *p == '-')) p++;
-        if (p >= end || !ak__isdigit(*p)) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+        if (p >= end || !ak__isdigit(*p)) return NULL;
         while (p < end && ak__isdigit(*p)) p++;
     }
-    if ((size_t)(p - s) > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, s, "number too long");
-    v->u.str = s;
-    v->len = (uint32_t)(p - s);
-    v->flags = flags;
-    jp->p = p;
+    return p;
+}
+
+/* Validates the number at jp->p and copies its lexeme into the document. */
+AK_PRIVATE ak_result ak__jnumber(ak__jparser *jp, ak_json *v) {
+    const char *s = jp->p, *e = ak__jnumber_scan(s, jp->end, &v->flags);
+    char *text;
+    size_t n;
+    if (!e) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, s, "invalid number");
+    n = (size_t)(e - s);
+    if (n > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, s, "number too long");
+    if (!(text = (char *)ak__jalloc(jp, AK__ALIGN_UP(n + 1)))) return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, s, "out of memory");
+    AK_MEMCPY(text, s, n);
+    text[n] = 0;
+    v->u.str = text;
+    v->len = (uint32_t)n;
+    jp->p = e;
     return AK_OK;
 }
 
@@ -246,39 +379,35 @@ AK_PRIVATE ak_result ak__jkey(ak__jparser *jp, const char **key, uint32_t *key_l
     if (jp->p >= jp->end || *jp->p != '"')
         return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "expected a string key");
     if ((rc = ak__jstring(jp, key, key_len)) != AK_OK) return rc;
-    ak__jskip_ws(jp);
+    AK__JSKIP_WS(jp);
     if (jp->p >= jp->end || *jp->p != ':')
         return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "expected ':' after key");
     jp->p++;
-    ak__jskip_ws(jp);
+    AK__JSKIP_WS(jp);
     return AK_OK;
 }
 
-/* Reverses a container's child list: children were prepended while parsing. */
-AK_PRIVATE void ak__jreverse(ak_json *c) {
-    ak_json *prev = NULL, *cur = c->u.first;
-    while (cur) {
-        ak_json *next = cur->next;
-        cur->next = prev;
-        prev = cur, cur = next;
-    }
-    c->u.first = prev;
+/* The parser does not recurse. While a container is open, its `next` field points to its
+   parent container and its children form a ring through `next` with u.first pointing at
+   the last one, so appending costs no walk; closing it opens the ring and links the
+   container into its parent. */
+AK_PRIVATE void ak__jappend(ak_json *parent, ak_json *v) {
+    ak_json *last = parent->u.first;
+    v->next = last ? last->next : v;
+    if (last) last->next = v;
+    parent->u.first = v;
 }
 
-/* The parser does not recurse. While a container is open, its `next` field points to its
-   parent container and its children are prepended to its list; closing it reverses the
-   list and links the container into its parent. */
 AK_PRIVATE ak_result ak__jparse(ak__jparser *jp, uint32_t max_depth, ak_json **out) {
     ak_json *parent = NULL, *v;
     const char *key = NULL;
     uint32_t key_len = 0, depth = 0;
     ak_result rc;
-    ak__jskip_ws(jp);
+    AK__JSKIP_WS(jp);
     for (;;) {
         /* a value starts at jp->p */
         if (jp->p >= jp->end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unexpected end of input");
-        if (!(v = ak__json_node(jp->d, AK_JSON_NULL)))
-            return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, jp->p, "out of memory");
+        if (!(v = ak__jnode(jp))) return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, jp->p, "out of memory");
         v->key = key, v->key_len = key_len;
         switch (*jp->p) {
         case '{': case '[':
@@ -287,7 +416,7 @@ AK_PRIVATE ak_result ak__jparse(ak__jparser *jp, uint32_t max_depth, ak_json **o
             v->next = parent;
             parent = v;
             jp->p++;
-            ak__jskip_ws(jp);
+            AK__JSKIP_WS(jp);
             if (jp->p < jp->end && *jp->p == (v->type == AK_JSON_OBJECT ? '}' : ']')) {
                 jp->p++;
                 goto close; /* empty container */
@@ -314,14 +443,13 @@ AK_PRIVATE ak_result ak__jparse(ak__jparser *jp, uint32_t max_depth, ak_json **o
                 *out = v;
                 return AK_OK;
             }
-            v->next = parent->u.first;
-            parent->u.first = v;
+            ak__jappend(parent, v);
             if (++parent->len == 0) return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "too many members");
-            ak__jskip_ws(jp);
+            AK__JSKIP_WS(jp);
             if (jp->p >= jp->end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unexpected end of input");
             if (*jp->p == ',') {
                 jp->p++;
-                ak__jskip_ws(jp);
+                AK__JSKIP_WS(jp);
                 key = NULL, key_len = 0;
                 if (parent->type == AK_JSON_OBJECT && (rc = ak__jkey(jp, &key, &key_len)) != AK_OK)
                     return rc;
@@ -333,7 +461,11 @@ AK_PRIVATE ak_result ak__jparse(ak__jparser *jp, uint32_t max_depth, ak_json **o
             jp->p++;
             v = parent;
         close:
-            ak__jreverse(v);
+            if (v->u.first) { /* open the ring: the last child's next is the first */
+                ak_json *last = v->u.first;
+                v->u.first = last->next;
+                last->next = NULL;
+            }
             parent = v->next;
             v->next = NULL;
             depth--;
@@ -348,29 +480,27 @@ AKDEF ak_result ak_json_parse_value(ak_json_doc *d, const char *src, size_t len,
     ak_json *v = NULL;
     uint32_t max_depth = opts && opts->max_depth ? opts->max_depth : AK_JSON_MAX_DEPTH;
     ak_result rc;
-    char *copy;
     if (out) *out = NULL;
     if (!src && len) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "NULL input");
     if (opts && opts->max_bytes && len > opts->max_bytes)
         return ak_error_set(err, AK_ERR_LIMIT, "JSON text of %zu bytes exceeds the limit of %zu",
                             len, opts->max_bytes);
-    /* Grow the arena in steps proportional to the input, not in many small blocks. */
-    if (!d->arena.fixed && d->arena.next_size < len + len / 2 && len < ((size_t)1 << 28))
-        d->arena.next_size = len + len / 2;
-    if (!(copy = ak_arena_strdup(&d->arena, src, len)))
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory copying %zu bytes of JSON", len);
-    jp.p = jp.base = copy;
-    jp.end = copy + len;
+    jp.p = jp.base = src ? src : "";
+    jp.end = jp.p + len;
     jp.d = d;
     jp.err = err;
+    /* Blocks no larger than the input (4 KiB to 1 MiB): few allocations, and what the last
+       one leaves unused stays small next to the document. */
+    jp.block_cap = AK__MIN(AK__MAX(len, (size_t)4096), (size_t)1 << 20);
+    ak__jload(&jp);
     rc = ak__jparse(&jp, max_depth, &v);
     if (rc == AK_OK) {
-        ak__jskip_ws(&jp);
+        AK__JSKIP_WS(&jp);
         if (jp.p != jp.end) rc = ak__jfail(&jp, AK_ERR_JSON_SYNTAX, jp.p, "unexpected data after the JSON value");
     }
+    ak__jsync(&jp);
     if (rc != AK_OK) {
         ak_arena_restore(&d->arena, mark); /* nothing of a failed parse stays */
-        if (rc == AK_ERR_OUT_OF_MEMORY) d->err = AK_OK;
         return rc;
     }
     if (out) *out = v;
@@ -674,20 +804,23 @@ AKDEF ak_json *ak_json_new_double(ak_json_doc *d, double value) {
 }
 
 AKDEF ak_json *ak_json_new_number(ak_json_doc *d, const char *lexeme, size_t len) {
-    ak__jparser jp;
-    ak_json tmp, *v;
-    char *copy = ak_arena_strdup(&d->arena, lexeme, len);
-    if (!copy) {
-        d->err = AK_ERR_OUT_OF_MEMORY;
-        return NULL;
-    }
-    jp.p = jp.base = copy, jp.end = copy + len, jp.d = d, jp.err = NULL;
-    if (ak__jnumber(&jp, &tmp) != AK_OK || jp.p != jp.end) {
+    ak_json *v;
+    uint8_t flags;
+    if (!lexeme || ak__jnumber_scan(lexeme, lexeme + len, &flags) != lexeme + len) {
         if (d->err == AK_OK) d->err = AK_ERR_JSON_SYNTAX;
         return NULL;
     }
+    if (len > 0xFFFFFFFFu) {
+        d->err = AK_ERR_LIMIT;
+        return NULL;
+    }
     if (!(v = ak__json_node(d, AK_JSON_NUMBER))) return NULL;
-    v->u.str = copy, v->len = tmp.len, v->flags = tmp.flags;
+    if (!(v->u.str = ak_arena_strdup(&d->arena, lexeme, len))) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    v->len = (uint32_t)len;
+    v->flags = flags;
     return v;
 }
 
@@ -755,6 +888,48 @@ AKDEF ak_json *ak_json_copy(ak_json_doc *d, const ak_json *v) {
         c->len++;
     }
     return c;
+}
+
+AKDEF size_t ak_json_copy_size(const ak_json *v) {
+    const ak_json *c;
+    size_t n = AK__ALIGN_UP(sizeof(ak_json));
+    if (!v) return n;
+    if (v->type == AK_JSON_STRING || v->type == AK_JSON_NUMBER) return n + AK__ALIGN_UP((size_t)v->len + 1);
+    if (v->type != AK_JSON_ARRAY && v->type != AK_JSON_OBJECT) return n;
+    for (c = v->u.first; c; c = c->next) {
+        n += ak_json_copy_size(c);
+        if (c->key) n += AK__ALIGN_UP((size_t)c->key_len + 1);
+    }
+    return n;
+}
+
+AKDEF ak_jref *ak_jref_new(const ak_allocator *alloc, const ak_json *v) {
+    ak_jref *r = (ak_jref *)ak_alloc(alloc, sizeof *r);
+    if (!r) return NULL;
+    r->refs = 1;
+    r->alloc = alloc;
+    /* One block sized for the copy (plus the arena's header slack). */
+    ak_arena_init(&r->doc.arena, alloc, ak_json_copy_size(v));
+    r->doc.root = NULL;
+    r->doc.err = AK_OK;
+    r->value = ak_json_copy(&r->doc, v);
+    if (!r->value) {
+        ak_json_doc_free(&r->doc);
+        ak_free(alloc, r, sizeof *r);
+        return NULL;
+    }
+    return r;
+}
+
+AKDEF ak_jref *ak_jref_retain(ak_jref *r) {
+    if (r) r->refs++;
+    return r;
+}
+
+AKDEF void ak_jref_release(ak_jref *r) {
+    if (!r || --r->refs) return;
+    ak_json_doc_free(&r->doc);
+    ak_free(r->alloc, r, sizeof *r);
 }
 
 AK_PRIVATE int ak__is_container(const ak_json *v, ak_json_type t) { return v && v->type == t; }

@@ -59,8 +59,23 @@ AKDEF void ak_json_doc_init(ak_json_doc *d, const ak_allocator *alloc);
 AKDEF ak_result ak_json_doc_init_fixed(ak_json_doc *d, void *mem, size_t size);
 AKDEF void ak_json_doc_free(ak_json_doc *d);
 AKDEF void ak_json_doc_reset(ak_json_doc *d); /* drop all values, keep memory for reuse */
-/* Memory ak_json_parse needs at most for `len` bytes of input (for fixed documents). */
+/* Memory ak_json_parse needs at most for `len` bytes of valid JSON (for fixed documents). */
 AKDEF size_t ak_json_max_memory(size_t len);
+
+/* A reference-counted, immutable JSON value with its own document: how sessions, snapshots
+   and stores share messages, custom state and artifacts without copying them. Create with
+   ak_jref_new (copies v in one exact-size allocation), share with ak_jref_retain, drop with
+   ak_jref_release (frees at zero). Never modify ->value. */
+typedef struct ak_jref {
+    uint32_t refs;
+    const ak_allocator *alloc;
+    ak_json_doc doc;
+    ak_json *value;
+} ak_jref;
+
+AKDEF ak_jref *ak_jref_new(const ak_allocator *alloc, const ak_json *v);
+AKDEF ak_jref *ak_jref_retain(ak_jref *r); /* NULL-safe */
+AKDEF void ak_jref_release(ak_jref *r);   /* NULL-safe */
 
 /* ---- parsing -------------------------------------------------------------------------- */
 
@@ -105,6 +120,9 @@ AKDEF ak_json *ak_json_new_array(ak_json_doc *d);
 AKDEF ak_json *ak_json_new_object(ak_json_doc *d);
 /* Deep copy of v (from any document) into d. */
 AKDEF ak_json *ak_json_copy(ak_json_doc *d, const ak_json *v);
+/* Bytes of arena ak_json_copy(d, v) uses: a document whose first block has this size holds
+   the copy in one allocation. */
+AKDEF size_t ak_json_copy_size(const ak_json *v);
 
 /* Container edits. A value may be in one container only; add a copy to put it in two.
    These return AK_ERR_INVALID_ARGUMENT for a NULL value (so a failed ak_json_new_* passed
@@ -194,12 +212,15 @@ AKDEF ak_result ak_json_diff(ak_json_doc *d, const ak_json *from, const ak_json 
 /* ---- JSON Schema (the draft-07 subset tool and state schemas use) --------------------- */
 
 /* Validates value against schema: type (name or array of names; "integer" included),
-   properties, required, additionalProperties (bool or schema), items, enum, const, anyOf,
-   oneOf, allOf, not, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength,
-   maxLength (in code points), minItems, maxItems, and $ref to "#", "#/definitions/..." or
-   "#/$defs/...". Unknown keywords are ignored. On failure returns AK_ERR_SCHEMA and err's
-   message names the JSON Pointer of the first offending value and what was expected,
-   e.g. "/city: must be string". */
+   properties, required, additionalProperties (bool or schema), items (also the tuple form
+   with additionalItems), enum, const, anyOf, oneOf, allOf, not, minimum, maximum,
+   exclusiveMinimum, exclusiveMaximum, minLength, maxLength (in code points), minItems,
+   maxItems, minProperties, maxProperties, boolean schemas, and $ref to "#",
+   "#/definitions/..." or "#/$defs/...". Unknown keywords are ignored. On failure returns
+   AK_ERR_SCHEMA and err's message names the JSON Pointer of the first offending value and
+   what was expected, e.g. "/city: must be string". AK_ERR_LIMIT: the schema nests deeper
+   than AK_JSON_SCHEMA_MAX_DEPTH (a $ref loop) or needs more than AK_JSON_SCHEMA_MAX_STEPS
+   subschema checks; AK_ERR_INVALID_ARGUMENT: the schema itself is malformed. */
 AKDEF ak_result ak_json_schema_validate(const ak_json *schema, const ak_json *value, ak_error *err);
 
 #ifdef __cplusplus

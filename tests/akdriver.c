@@ -31,6 +31,11 @@ void drv_print_line(const ak_buf *b) {
 
 static const struct { const char *name; int (*fn)(int, char **); const char *usage; } commands[] = {
     {"json-parse", drv_json_parse, "json-parse [FILE]"},
+    {"conformance", drv_conformance, "conformance SPEC.json [--filter SUBSTRING]"},
+    {"json-patch", drv_json_patch, "json-patch DOC PATCH"},
+    {"sse", drv_sse, "sse [--chunk N]"},
+    {"model-response", drv_model_response, "model-response PROVIDER [--stream] [--chunk N] [--status CODE] [--header 'K: V']... [FILE]"},
+    {"model-request", drv_model_request, "model-request PROVIDER [--stream] [FILE]"},
 };
 
 int main(int argc, char **argv) {

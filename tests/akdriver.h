@@ -11,5 +11,9 @@ int drv_read_all(const char *path, char **out, size_t *len);
 void drv_print_line(const ak_buf *b);
 
 int drv_json_parse(int argc, char **argv);
+int drv_conformance(int argc, char **argv);
 int drv_json_patch(int argc, char **argv);
+int drv_sse(int argc, char **argv);
+int drv_model_response(int argc, char **argv);
+int drv_model_request(int argc, char **argv);
 #endif

@@ -84,7 +84,7 @@ exported_symbols() {
 
 sanitizers() {
   make -s BUILD=build/asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-    LDLIBS="-lm -fsanitize=address,undefined" all >/dev/null &&
+    LDLIBS="-lm -lmbedtls -lmbedx509 -lmbedcrypto -fsanitize=address,undefined" all >/dev/null &&
   ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build/asan
 }
 

@@ -1,0 +1,105 @@
+/* libFuzzer target: JSON Patch and diff. Byte 0 picks options, the rest is the JSON array
+   [document, patch]:
+     bit 0     AK_PATCH_LENIENT
+     bits 1-7  0 = no failure, n = the nth allocation during the patch fails
+   Checks: a failed patch leaves the document byte for byte as it was and leaks nothing; a
+   successful one can be reproduced by applying ak_json_diff(before, after) to a copy of
+   the document, strictly and leniently. */
+#define AGENTKIT_IMPLEMENTATION
+#include "../agentkit.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fz_heap {
+    long long live, calls, fail_at;
+    ak_allocator a;
+} fz_heap;
+
+static void *fz_alloc(void *ud, size_t n) {
+    fz_heap *h = (fz_heap *)ud;
+    void *p;
+    if (++h->calls == h->fail_at) return NULL;
+    p = malloc(n);
+    if (p) h->live += (long long)n;
+    return p;
+}
+static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
+    fz_heap *h = (fz_heap *)ud;
+    void *p;
+    if (++h->calls == h->fail_at) return NULL;
+    p = realloc(ptr, n);
+    if (p) h->live += (long long)n - (long long)old;
+    return p;
+}
+static void fz_free(void *ud, void *ptr, size_t n) {
+    fz_heap *h = (fz_heap *)ud;
+    free(ptr);
+    h->live -= (long long)n;
+}
+static const ak_allocator *fz_heap_init(fz_heap *h) {
+    memset(h, 0, sizeof *h);
+    h->a.alloc = fz_alloc, h->a.realloc = fz_realloc, h->a.free = fz_free, h->a.ud = h;
+    return &h->a;
+}
+
+/* Compact JSON of v (malloc'd). */
+static char *fz_text(const ak_json *v) {
+    ak_buf b;
+    ak_buf_init(&b, NULL);
+    if (ak_json_write(v, &b) != AK_OK) abort();
+    return b.ptr;
+}
+
+/* Applies the diff from -> to onto a copy of from in d and checks it reproduces to. */
+static void fz_check_diff(ak_json_doc *d, const ak_json *from, const ak_json *to) {
+    ak_json *patch, *copy;
+    unsigned flags;
+    if (ak_json_diff(d, from, to, &patch) != AK_OK) abort();
+    for (flags = 0; flags <= AK_PATCH_LENIENT; flags += AK_PATCH_LENIENT) {
+        copy = from ? ak_json_copy(d, from) : NULL;
+        if (ak_json_patch(d, &copy, patch, flags, NULL) != AK_OK || !ak_json_equal(copy, to)) abort();
+        if (!copy != !to) abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    ak_json_doc in, work;
+    ak_json *input = NULL, *root;
+    const ak_json *doc, *patch;
+    char *before, *after;
+    unsigned flags;
+    ak_result rc;
+    ak_error err;
+    fz_heap h;
+    if (size < 1) return 0;
+    flags = data[0] & 1 ? AK_PATCH_LENIENT : 0;
+    ak_json_doc_init(&in, NULL);
+    if (ak_json_parse_value(&in, (const char *)data + 1, size - 1, NULL, &input, NULL) != AK_OK ||
+        ak_json_len(input) != 2 || !ak_json_is(input, AK_JSON_ARRAY)) {
+        ak_json_doc_free(&in);
+        return 0;
+    }
+    doc = ak_json_at(input, 0);
+    patch = ak_json_at(input, 1);
+    ak_json_doc_init(&work, fz_heap_init(&h));
+    work.arena.next_size = 64;
+    root = ak_json_copy(&work, doc);
+    before = fz_text(root);
+    if (data[0] >> 1) h.fail_at = h.calls + (data[0] >> 1);
+    rc = ak_json_patch(&work, &root, patch, flags, &err);
+    h.fail_at = 0;
+    after = fz_text(root);
+    if (rc != AK_OK) {
+        if (strcmp(before, after) != 0 || work.err != AK_OK) abort();
+        if (strlen(err.message) >= sizeof err.message) abort();
+    } else {
+        fz_check_diff(&work, doc, root);
+    }
+    free(before);
+    free(after);
+    ak_json_doc_free(&work);
+    if (h.live != 0) abort();
+    ak_json_doc_free(&in);
+    return 0;
+}

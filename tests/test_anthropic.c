@@ -1,0 +1,312 @@
+/* The Anthropic Messages adapter: response fixtures cut every way, request golden files,
+   retry hints through the real call driver, hostile input, allocation failures, and end to
+   end over the POSIX transport against a mock server. */
+#include "adapter_check.h"
+
+static void response_fixtures_whole_bytewise_and_cut_everywhere(void) {
+    int count = 0;
+    CHECK_EQ(mf_check_dir(ak_adapter_anthropic(), "tests/fixtures/anthropic", &count), 0);
+    CHECK(count >= 16);
+}
+
+static void request_golden_files(void) { CHECK(ac_check_requests("anthropic") >= 7); }
+
+static const char *const hello = "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Hi\"}]}]}";
+
+/* Requests the fixtures cannot express: keys, base URLs, the model id. */
+static void request_settings(void) {
+    ak_provider_config cfg;
+    ak_http_out o;
+    ak_json_doc d;
+    ak_json *req = NULL;
+    const ak_json *msg;
+    ak_error e;
+    ak_json_doc_init(&d, NULL);
+    CHECK_OK(ak_json_parse_value(&d, hello, strlen(hello), NULL, &req, &e));
+    msg = ak_json_at(ak_json_get(req, "messages"), 0);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.model = "claude-haiku-4-5";
+    cfg.base_url = "http://127.0.0.1:8080/proxy//";
+    ak_http_out_init(&o, NULL);
+    CHECK_OK(ak_adapter_anthropic()->build(&cfg, req, &msg, 1, 0, &o, &e));
+    CHECK_STR(o.url.ptr, "http://127.0.0.1:8080/proxy/v1/messages");
+    CHECK_EQ(o.header_count, 2); /* no key, no x-api-key header */
+    CHECK(strstr(o.body.ptr, "\"model\":\"claude-haiku-4-5\"") != NULL);
+    ak_http_out_free(&o);
+
+    /* a key that would smuggle in a header is refused, and never repeated in the message */
+    cfg.api_key = "sk-secret\r\nX-Evil: 1";
+    ak_http_out_init(&o, NULL);
+    CHECK_EQ(ak_adapter_anthropic()->build(&cfg, req, &msg, 1, 0, &o, &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(e.message, "control character") != NULL && strstr(e.message, "secret") == NULL);
+    ak_http_out_free(&o);
+
+    cfg.api_key = NULL;
+    cfg.model = NULL;
+    ak_http_out_init(&o, NULL);
+    CHECK_EQ(ak_adapter_anthropic()->build(&cfg, req, &msg, 1, 0, &o, &e), AK_ERR_INVALID_ARGUMENT);
+    ak_http_out_free(&o);
+    ak_json_doc_free(&d);
+}
+
+/* Every allocation of a request build may fail: a clean error and nothing leaked. */
+static void build_full_request_with(const ak_allocator *a, void *ud) {
+    ak_buf out;
+    ak_error e;
+    ak_buf_init(&out, a);
+    ac_build("anthropic", (const ak_json *)ud, 1, a, &out, &e);
+    ak_buf_free(&out);
+}
+
+static void allocation_failures_are_clean(void) {
+    static const char *const files[] = {"tool_use.sse", "thinking.sse", "message.json", "error_429.json", "truncated.sse"};
+    ak_json_doc d;
+    ak_json *req = NULL;
+    char *text = mf_read("tests/fixtures/anthropic/requests/full.json", NULL);
+    size_t i;
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        mf_case c;
+        ac_fixture(&c, "anthropic", files[i]);
+        if (strncmp(files[i], "error", 5) == 0) c.status = 429;
+        ac_sweep_alloc_failures(ac_decode_with, &c, files[i]);
+        free((void *)c.body);
+    }
+    ak_json_doc_init(&d, NULL);
+    CHECK(text && ak_json_parse_value(&d, text, strlen(text), NULL, &req, NULL) == AK_OK);
+    ac_sweep_alloc_failures(build_full_request_with, req, "request build");
+    ak_json_doc_free(&d);
+    free(text);
+}
+
+static void hostile_streams_fail_cleanly(void) {
+    static const char big_delta[] =
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"0123456789\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"0123456789\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    static const char bad_utf8[] =
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\xff\xc3\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    static const char twice[] =
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\"}}\n\n"
+        "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\"}}\n\n";
+    static const char scalar[] = "event: message_start\ndata: [1,2]\n\n";
+    static const char nameless[] =
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\"}}\n\n";
+    mf_case c;
+    ak_buf out;
+    memset(&c, 0, sizeof c);
+    c.adapter = ak_adapter_anthropic();
+    c.stream = 1;
+    ak_buf_init(&out, NULL);
+
+    /* the text of one block is bounded by the decoder's response limit */
+    c.body = big_delta, c.len = sizeof big_delta - 1;
+    ac_decode_limited(&c, 15, &out);
+    CHECK_STR(out.ptr, "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"anthropic: a content block is larger than 15 bytes\"}}");
+    ak_buf_clear(&out);
+    ac_decode_limited(&c, 20, &out);
+    CHECK(strstr(out.ptr, "\"text\":\"01234567890123456789\"") != NULL);
+
+    /* invalid UTF-8 reaches the message as U+FFFD, never as raw bytes */
+    ak_buf_clear(&out);
+    c.body = bad_utf8, c.len = sizeof bad_utf8 - 1;
+    ac_decode_limited(&c, 1000, &out);
+    CHECK(strstr(out.ptr, "\"text\":\"a\xef\xbf\xbd") != NULL);
+
+    ak_buf_clear(&out);
+    c.body = twice, c.len = sizeof twice - 1;
+    ac_decode_limited(&c, 1000, &out);
+    CHECK(strstr(out.ptr, "content block 1 started before block 0 stopped") != NULL);
+
+    ak_buf_clear(&out);
+    c.body = scalar, c.len = sizeof scalar - 1;
+    ac_decode_limited(&c, 1000, &out);
+    CHECK(strstr(out.ptr, "not a JSON object") != NULL);
+
+    ak_buf_clear(&out);
+    c.body = nameless, c.len = sizeof nameless - 1;
+    ac_decode_limited(&c, 1000, &out);
+    CHECK(strstr(out.ptr, "tool_use block without a name") != NULL);
+
+    /* a 200 body that is not a message */
+    ak_buf_clear(&out);
+    c.stream = 0;
+    c.body = "{\"type\":\"message\"}", c.len = strlen(c.body);
+    ac_decode_limited(&c, 1000, &out);
+    CHECK(strstr(out.ptr, "message without content") != NULL);
+    ak_buf_free(&out);
+}
+
+/* Retries through the real driver and engine, on the replay transport with a fake clock. */
+static void retry_hints_drive_the_retry_policy(void) {
+    static const char ok[] = "{\"type\":\"message\",\"content\":[{\"type\":\"text\",\"text\":\"ok\"}],\"stop_reason\":\"end_turn\"}";
+    static const char err_overloaded[] = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    static const char err_invalid[] = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"no\"}}\n\n";
+    static const ak_header retry_after[] = {{"retry-after", "2"}};
+    static const ak_header no_retry[] = {{"x-should-retry", "false"}};
+    ak_context ctx;
+    ak_replay rp;
+    ak_replay_response res[3];
+    ak_transport t;
+    ac_e2e r;
+    ak_context_init(&ctx, NULL);
+
+    /* 429 + retry-after: 2 s, then success: two attempts, exactly 2 s of (fake) waiting */
+    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
+    memset(res, 0, sizeof res);
+    res[0].status = 429, res[0].headers = retry_after, res[0].header_count = 1;
+    res[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}";
+    res[1].body = ok;
+    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL);
+    t = ak_replay_transport(&rp);
+    ac_call("anthropic", NULL, &t, hello, 0, &r);
+    CHECK_EQ(r.attempts, 2);
+    CHECK_EQ(r.waited_ms, 2000);
+    CHECK(strstr(r.out.ptr, "\"text\":\"ok\"") != NULL);
+    CHECK_STR(ak_replay_request(&rp, 1)->url, "https://api.anthropic.com/v1/messages");
+    ac_e2e_free(&r);
+    ak_replay_free(&rp);
+
+    /* 500 with x-should-retry: false is final */
+    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
+    memset(res, 0, sizeof res);
+    res[0].status = 500, res[0].headers = no_retry, res[0].header_count = 1;
+    res[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}";
+    ak_replay_add(&rp, &res[0], NULL);
+    t = ak_replay_transport(&rp);
+    ac_call("anthropic", NULL, &t, hello, 0, &r);
+    CHECK_EQ(r.attempts, 1);
+    CHECK_STR(r.out.ptr, "ERR INTERNAL: anthropic HTTP 500: api_error: boom");
+    ac_e2e_free(&r);
+    ak_replay_free(&rp);
+
+    /* an overloaded_error event before any output is retried; invalid_request_error is not */
+    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
+    memset(res, 0, sizeof res);
+    res[0].body = err_overloaded;
+    res[1].body = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL);
+    t = ak_replay_transport(&rp);
+    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    CHECK_EQ(r.attempts, 2);
+    CHECK_STR(r.out.ptr, "{\"message\":{\"role\":\"model\",\"content\":[]},\"finishReason\":\"unknown\"}");
+    ac_e2e_free(&r);
+    ak_replay_free(&rp);
+
+    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
+    memset(res, 0, sizeof res);
+    res[0].body = err_invalid;
+    ak_replay_add(&rp, &res[0], NULL);
+    t = ak_replay_transport(&rp);
+    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    CHECK_EQ(r.attempts, 1);
+    CHECK_STR(r.out.ptr, "ERR INVALID_ARGUMENT: anthropic stream error: invalid_request_error: no");
+    ac_e2e_free(&r);
+
+    ak_replay_free(&rp);
+
+    /* a stream cut before message_stop (reset, or closed cleanly) with nothing streamed yet
+       is retried; once text went out, the cut is the caller's error */
+    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
+    memset(res, 0, sizeof res);
+    res[0].body = "event: ping\ndata: {\"type\":\"ping\"}\n\nevent: mess";
+    res[0].fault = AK_REPLAY_FAULT_RESET, res[0].fault_at = 40;
+    res[1].body = res[0].body;
+    res[1].fault = AK_REPLAY_FAULT_TRUNCATE, res[1].fault_at = 40;
+    res[2].body = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL), ak_replay_add(&rp, &res[2], NULL);
+    t = ak_replay_transport(&rp);
+    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    CHECK_EQ(r.attempts, 3);
+    CHECK_EQ(ak_replay_unused(&rp), 0);
+    ac_e2e_free(&r);
+    ak_replay_free(&rp);
+
+    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
+    memset(res, 0, sizeof res);
+    res[0].body = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                  "{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                  "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n";
+    ak_replay_add(&rp, &res[0], NULL);
+    t = ak_replay_transport(&rp);
+    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    CHECK_EQ(r.attempts, 1);
+    CHECK_STR(r.chunks.ptr, "{\"content\":[{\"text\":\"Hel\"}]}\n");
+    CHECK_STR(r.out.ptr, "ERR UNAVAILABLE: anthropic stream ended before message_stop (truncated)");
+    ac_e2e_free(&r);
+    ak_replay_free(&rp);
+}
+
+/* The request the mock server received: path, the auth headers, the body's stream flag. */
+static void check_sent(const mock_request *q, int stream) {
+    CHECK_STR(q->method, "POST");
+    CHECK_STR(q->path, "/v1/messages");
+    CHECK_STR(mock_header(q, "x-api-key"), "test-key");
+    CHECK_STR(mock_header(q, "anthropic-version"), "2023-06-01");
+    CHECK(strstr(q->body, "\"model\":\"claude-sonnet-4-5\"") != NULL);
+    CHECK((strstr(q->body, "\"stream\":true") != NULL) == stream);
+}
+
+static void end_to_end_over_posix_sockets(void) {
+    char *sse = ac_expected("anthropic", "thinking", ".sse"), *sse_out = ac_expected("anthropic", "thinking", ".out");
+    char *sse_chunks = ac_expected("anthropic", "thinking", ".chunks");
+    char *json = ac_expected("anthropic", "message", ".json"), *json_out = ac_expected("anthropic", "message", ".out");
+    mock_response rs[4];
+    mock_server m;
+    ac_e2e r;
+
+    /* streamed, drip-fed 7 bytes at a time in HTTP chunks */
+    memset(rs, 0, sizeof rs);
+    rs[0].body = sse, rs[0].content_type = "text/event-stream", rs[0].chunked = 1, rs[0].piece = 7;
+    CHECK(mock_start(&m, rs, 1) == 0);
+    ac_e2e_run("anthropic", m.url, hello, 1, &r);
+    CHECK_STR(r.out.ptr, sse_out);
+    CHECK_STR(r.chunks.ptr, sse_chunks);
+    mock_stop(&m);
+    CHECK_EQ(m.count, 1);
+    if (m.count == 1) check_sent(&m.req[0], 1);
+    mock_free(&m);
+    ac_e2e_free(&r);
+
+    /* 429 with retry-after: the delay is waited out (fake clock), then the answer */
+    memset(rs, 0, sizeof rs);
+    rs[0].status = 429, rs[0].headers = "retry-after: 3\r\nx-should-retry: true\r\n";
+    rs[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}";
+    rs[1].body = json;
+    CHECK(mock_start(&m, rs, 2) == 0);
+    ac_e2e_run("anthropic", m.url, hello, 0, &r);
+    CHECK_STR(r.out.ptr, json_out);
+    CHECK_EQ(r.attempts, 2);
+    CHECK_EQ(r.waited_ms, 3000);
+    mock_stop(&m);
+    CHECK_EQ(m.count, 2);
+    if (m.count == 2) check_sent(&m.req[1], 0);
+    mock_free(&m);
+    ac_e2e_free(&r);
+
+    /* 401: final at once */
+    memset(rs, 0, sizeof rs);
+    rs[0].status = 401;
+    rs[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}";
+    CHECK(mock_start(&m, rs, 1) == 0);
+    ac_e2e_run("anthropic", m.url, hello, 1, &r);
+    CHECK_STR(r.out.ptr, "ERR UNAUTHENTICATED: anthropic HTTP 401: authentication_error: invalid x-api-key");
+    CHECK_EQ(r.attempts, 1);
+    mock_free(&m);
+    CHECK_EQ(m.count, 0); /* mock_free collected and released it */
+    ac_e2e_free(&r);
+    free(sse), free(sse_out), free(sse_chunks), free(json), free(json_out);
+}
+
+int main(void) {
+    RUN(response_fixtures_whole_bytewise_and_cut_everywhere);
+    RUN(request_golden_files);
+    RUN(request_settings);
+    RUN(allocation_failures_are_clean);
+    RUN(hostile_streams_fail_cleanly);
+    RUN(retry_hints_drive_the_retry_policy);
+    RUN(end_to_end_over_posix_sockets);
+    return t_summary();
+}
