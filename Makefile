@@ -20,7 +20,7 @@ SUPPORT  := tests/interop_agents.c
 DRV_SRC  := tests/akdriver.c $(wildcard tests/drv_*.c)
 
 .PHONY: all test check bench fuzz demo clean
-all: agentkit.h $(BUILD)/akdriver $(TESTS)
+all: agentkit.h $(BUILD)/akdriver $(TESTS) $(BUILD)/remote_scenarios
 
 agentkit.h: amalgamate src/manifest $(SRC) LICENSE
 	./amalgamate
@@ -34,6 +34,10 @@ $(BUILD)/support.o: $(SUPPORT) tests/interop_agents.h agentkit.h
 
 $(BUILD)/test_%: tests/test_%.c tests/test.h $(BUILD)/ak.o $(BUILD)/support.o
 	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $< $(BUILD)/ak.o $(BUILD)/support.o -o $@ $(LDLIBS)
+
+# The remote client's interop scenarios, run by tests/suite_interop.sh against both servers.
+$(BUILD)/remote_scenarios: tests/remote_scenarios.c $(BUILD)/ak.o
+	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $< $(BUILD)/ak.o -o $@ $(LDLIBS)
 
 $(BUILD)/akdriver: $(DRV_SRC) tests/akdriver.h $(BUILD)/ak.o $(BUILD)/support.o
 	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $(DRV_SRC) $(BUILD)/ak.o $(BUILD)/support.o -o $@ $(LDLIBS)

@@ -241,6 +241,14 @@ AK_PRIVATE ak_result ak__prov_system(const ak_json *const *messages, size_t coun
     return AK_OK;
 }
 
+/* Puts where a part failed in front of its message (err may be NULL). */
+AK_PRIVATE ak_result ak__prov_part_error(ak_error *err, ak_result rc, size_t msg, size_t part) {
+    char what[AK_ERROR_MAX];
+    if (!err) return rc;
+    AK_MEMCPY(what, err->message, sizeof what);
+    return ak_error_set(err, rc, "messages[%zu].content[%zu]: %s", msg, part, what);
+}
+
 /* Data of an SSE event that is only whitespace carries nothing (a bare "data:" line). */
 AK_PRIVATE int ak__prov_blank(const char *data, size_t len) {
     size_t i;
@@ -302,7 +310,7 @@ AK_PRIVATE ak_result ak__anth_tool_use(ak_buf *b, const ak_json *part, ak_error 
                   *ref = ak_json_get(tr, "ref"), *input = ak_json_get(tr, "input");
     int n = 0;
     if (!ak_json_is(name, AK_JSON_STRING) || !ak_json_is(ref, AK_JSON_STRING))
-        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "anthropic: a toolRequest needs a string name and ref");
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a toolRequest needs a string name and ref");
     ak__prov_cstr(b, &n, "type", "tool_use");
     ak__prov_key(b, &n, "id"), ak__prov_jstr(b, ref);
     ak__prov_key(b, &n, "name"), ak__prov_jstr(b, name);
@@ -317,7 +325,7 @@ AK_PRIVATE ak_result ak__anth_tool_result(ak_buf *b, const ak_json *part, ak_err
                   *output = ak_json_get(tr, "output");
     int n = 0;
     if (!ak_json_is(ref, AK_JSON_STRING))
-        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "anthropic: a toolResponse needs a string ref");
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a toolResponse needs a string ref");
     ak__prov_cstr(b, &n, "type", "tool_result");
     ak__prov_key(b, &n, "tool_use_id"), ak__prov_jstr(b, ref);
     if (output) {
@@ -362,12 +370,12 @@ AK_PRIVATE ak_result ak__anth_block(ak_buf *b, const ak_json *part, int *wrote, 
     return AK_OK;
 }
 
-/* One conversation message; messages without any block are left out (the API rejects
+/* Message i of the conversation; messages without any block are left out (the API rejects
    empty content). */
-AK_PRIVATE ak_result ak__anth_message(ak_buf *b, int *count, const ak_json *msg, ak_error *err) {
+AK_PRIVATE ak_result ak__anth_message(ak_buf *b, int *count, const ak_json *msg, size_t i, ak_error *err) {
     const char *role = ak_msg_role(msg), *wire_role;
     const ak_json *p;
-    size_t mark = b->len;
+    size_t mark = b->len, j = 0;
     int n = 0, blocks = 0, wrote;
     if (!role || ak__streq(role, "system")) return AK_OK;
     wire_role = ak__streq(role, "model") ? "assistant" : "user"; /* tool results go in user turns */
@@ -376,12 +384,12 @@ AK_PRIVATE ak_result ak__anth_message(ak_buf *b, int *count, const ak_json *msg,
     ak__prov_cstr(b, &n, "role", wire_role);
     ak__prov_key(b, &n, "content");
     ak_buf_putc(b, '[');
-    for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) {
+    for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next, j++) {
         size_t at = b->len;
         ak_result rc;
         if (blocks) ak_buf_putc(b, ',');
         ak_buf_putc(b, '{');
-        if ((rc = ak__anth_block(b, p, &wrote, err)) != AK_OK) return rc;
+        if ((rc = ak__anth_block(b, p, &wrote, err)) != AK_OK) return ak__prov_part_error(err, rc, i, j);
         if (wrote) ak_buf_putc(b, '}'), blocks++;
         else b->len = at;
     }
@@ -463,7 +471,7 @@ AK_PRIVATE ak_result ak__anth_build(const ak_provider_config *cfg, const ak_json
     int n = 0, written = 0;
     size_t i;
     ak_result rc;
-    if (!cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "anthropic: no model id");
+    if (!cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id");
     ak__prov_url(&out->url, cfg->base_url, "https://api.anthropic.com", "/v1/messages");
     if ((rc = ak_http_out_header(out, "content-type", "application/json")) != AK_OK ||
         (cfg->api_key && (rc = ak__prov_header(out, "x-api-key", cfg->api_key, err)) != AK_OK) ||
@@ -481,7 +489,7 @@ AK_PRIVATE ak_result ak__anth_build(const ak_provider_config *cfg, const ak_json
     ak__prov_key(b, &n, "messages");
     ak_buf_putc(b, '[');
     for (i = 0; i < count; i++)
-        if ((rc = ak__anth_message(b, &written, messages[i], err)) != AK_OK) return rc;
+        if ((rc = ak__anth_message(b, &written, messages[i], i, err)) != AK_OK) return rc;
     ak_buf_putc(b, ']');
     if ((rc = ak__anth_tools(b, &n, request, err)) != AK_OK) return rc;
     ak__prov_config(b, &n, config, "temperature", "temperature");
@@ -587,7 +595,9 @@ AK_PRIVATE ak_json *ak__anth_usage(ak_decode *dc, const ak__anth_state *st) {
     u = ak_json_new_object(d);
     ak_json_set_int(d, u, "inputTokens", st->usage[AK__ANTH_IN]);
     ak_json_set_int(d, u, "outputTokens", st->usage[AK__ANTH_OUT]);
-    ak_json_set_int(d, u, "totalTokens", st->usage[AK__ANTH_IN] + st->usage[AK__ANTH_OUT]);
+    /* both are non-negative int64: saturate rather than overflow on absurd counts */
+    ak_json_set_int(d, u, "totalTokens", st->usage[AK__ANTH_IN] > INT64_MAX - st->usage[AK__ANTH_OUT]
+                                             ? INT64_MAX : st->usage[AK__ANTH_IN] + st->usage[AK__ANTH_OUT]);
     if (st->usage_set & (1u << AK__ANTH_CACHE_READ))
         ak_json_set_int(d, u, "cachedContentTokens", st->usage[AK__ANTH_CACHE_READ]);
     if (st->usage_set & (3u << AK__ANTH_CACHE_WRITE)) {
@@ -789,7 +799,7 @@ AK_PRIVATE ak_result ak__anth_body_block(ak_decode *dc, ak__anth_state *st, cons
             return ak_decode_fail(dc, AK_STATUS_INTERNAL, "anthropic: a tool_use block without a name");
         v = ak_json_get(block, "input");
         return ak__anth_keep(dc, st, ak_part_tool_request(d, ak_json_get_str(block, "name"), ak_json_get_str(block, "id"),
-                                                          v ? v : ak_json_new_object(&dc->scratch)), 0);
+                                                          v && v->type != AK_JSON_NULL ? v : ak_json_new_object(&dc->scratch)), 0);
     }
     return AK_OK;
 }

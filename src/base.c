@@ -544,7 +544,10 @@ AKDEF void ak_buf_append(ak_buf *b, const void *p, size_t n) {
     if (ak_buf_reserve(b, n) != AK_OK) {
         /* A fixed buffer keeps what fits, so cut error messages stay readable. */
         if (b->fixed && b->cap > b->len + 1) {
-            size_t room = b->cap - b->len - 1;
+            size_t room = b->cap - b->len - 1, back = 0;
+            /* ...and cut between characters, so valid UTF-8 stays valid */
+            while (back < 3 && back < room && (AK__U8(((const char *)p)[room - back]) & 0xC0) == 0x80) back++;
+            if ((AK__U8(((const char *)p)[room - back]) & 0xC0) != 0x80) room -= back;
             AK_MEMCPY(b->ptr + b->len, p, room);
             b->len += room;
             b->ptr[b->len] = 0;

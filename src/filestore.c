@@ -8,7 +8,7 @@
                            "linear":true} = the first N messages of the base, then these.
                            A checkpoint has no "base" (and no akFile unless it is linear).
      .pointers/<hex>.json  {currentSnapshotId, updatedAt, sessionId}: the session's latest row
-     .lock                 flock'ed: exclusive for saves, shared for reads
+     .lock                 locked exclusively by saves, shared by reads (ak_file_ops.lock)
      .tmp.*                a write in progress (or abandoned by a crash; harmless)
 
    Invariants the code keeps, and why:
@@ -1159,8 +1159,8 @@ AK_PRIVATE ak_result ak__fs_latest(ak__fs_tenant *t, const char *sid, ak_snapsho
 
 /* ---- writing rows ----------------------------------------------------------------------- */
 
-/* Where the messages of m from index `from` on are, in order: only the segments that hold
-   them are walked, so a delta costs what the turn added. */
+/* The messages of m from index `from` on, as a JSON array in d. Only the segments holding
+   them are walked, so writing a delta costs what the turn added, not the history. */
 AK_PRIVATE ak_json *ak__fs_tail_json(const ak_msgs *m, size_t from, ak_json_doc *d) {
     size_t count = ak_msgs_count(m), limit = count, n = count - from, i;
     const ak_json **v;

@@ -46,7 +46,7 @@ AK_PRIVATE ak_result ak__gem_function_call(ak_buf *b, int *n, const ak_json *par
                   *ref = ak_json_get(tr, "ref"), *input = ak_json_get(tr, "input");
     int k = 0;
     if (!ak_json_is(name, AK_JSON_STRING))
-        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "gemini: a toolRequest needs a string name");
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a toolRequest needs a string name");
     ak__prov_key(b, n, "functionCall");
     ak_buf_putc(b, '{');
     ak__prov_key(b, &k, "name"), ak__gem_write_name(b, name);
@@ -64,7 +64,7 @@ AK_PRIVATE ak_result ak__gem_function_response(ak_buf *b, int *n, const ak_json 
                   *ref = ak_json_get(tr, "ref"), *output = ak_json_get(tr, "output");
     int k = 0, r = 0;
     if (!ak_json_is(name, AK_JSON_STRING))
-        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "gemini: a toolResponse needs a string name");
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a toolResponse needs a string name");
     ak__prov_key(b, n, "functionResponse");
     ak_buf_putc(b, '{');
     ak__prov_key(b, &k, "name"), ak__gem_write_name(b, name);
@@ -104,17 +104,18 @@ AK_PRIVATE ak_result ak__gem_part(ak_buf *b, int *n, const ak_json *part, ak_err
     return rc;
 }
 
-/* {"parts":[...]} members for msg's parts; returns the number written in *count. */
-AK_PRIVATE ak_result ak__gem_parts(ak_buf *b, const ak_json *msg, int *count, ak_error *err) {
+/* The "parts":[...] member for message i; the number written goes to *count. */
+AK_PRIVATE ak_result ak__gem_parts(ak_buf *b, const ak_json *msg, size_t i, int *count, ak_error *err) {
     const ak_json *p;
+    size_t j = 0;
     ak_result rc;
     ak_buf_puts(b, "\"parts\":[");
-    for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) {
+    for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next, j++) {
         size_t at = b->len;
         int n = 0;
         if (*count) ak_buf_putc(b, ',');
         ak_buf_putc(b, '{');
-        if ((rc = ak__gem_part(b, &n, p, err)) != AK_OK) return rc;
+        if ((rc = ak__gem_part(b, &n, p, err)) != AK_OK) return ak__prov_part_error(err, rc, i, j);
         if (n) ak_buf_putc(b, '}'), (*count)++;
         else b->len = at;
     }
@@ -170,7 +171,7 @@ AK_PRIVATE ak_result ak__gem_contents(ak_buf *b, int *n, const ak_json *const *m
         ak_buf_putc(b, '{');
         ak__prov_cstr(b, &k, "role", wire_role);
         ak_buf_putc(b, ',');
-        if ((rc = ak__gem_parts(b, messages[i], &parts, err)) != AK_OK) return rc;
+        if ((rc = ak__gem_parts(b, messages[i], i, &parts, err)) != AK_OK) return rc;
         ak_buf_putc(b, '}');
         if (parts) written++;
         else b->len = mark; /* the API rejects turns without parts */
@@ -250,13 +251,13 @@ AK_PRIVATE void ak__gem_generation_config(ak_buf *b, int *n, const ak_json *requ
 AK_PRIVATE ak_result ak__gem_model_path(ak_buf *url, const char *model, ak_error *err) {
     const char *p;
     int slash = 0;
-    if (!model || !*model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "gemini: no model id");
+    if (!model || !*model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id");
     for (p = model; *p; p++) {
         char c = *p;
         if (c == '/') slash = 1;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
               c == '.' || c == '/') || (c == '.' && p[1] == '.'))
-            return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "gemini: model id \"%s\" has characters a URL path cannot carry",
+            return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "model id \"%s\" has characters a URL path cannot carry",
                                 model);
     }
     ak_buf_puts(url, slash ? "/" : "/models/");
@@ -366,14 +367,13 @@ AK_PRIVATE int ak__gem_bad_key(const ak_json *details) {
 AK_PRIVATE int ak__gem_fail_with(ak_decode *dc, const ak_json *e, ak_status fallback, const char *where) {
     const ak_json *name = ak_json_get(e, "status"), *details = ak_json_get(e, "details");
     const char *msg = ak_json_get_str(e, "message");
-    ak_status st = fallback;
+    ak_status st = ak_json_is(name, AK_JSON_STRING) ? ak_status_from_name(name->u.str, name->len) : AK_STATUS_UNKNOWN;
     int64_t delay;
     if (!ak_json_is(e, AK_JSON_OBJECT)) return 0;
-    if (ak_json_is(name, AK_JSON_STRING) && (ak_status_from_name(name->u.str, name->len) != AK_STATUS_UNKNOWN ||
-                                             ak__eqn(name->u.str, name->len, "UNKNOWN")))
-        st = ak_status_from_name(name->u.str, name->len);
-    else if (ak_json_get(e, "code"))
+    /* the status name is Genkit's own code set (gRPC); else the HTTP-style code */
+    if ((st == AK_STATUS_UNKNOWN || st == AK_STATUS_OK) && ak_json_get(e, "code"))
         st = ak_status_from_http((int)ak_json_int_or(ak_json_get(e, "code"), 0));
+    if (st == AK_STATUS_UNKNOWN || st == AK_STATUS_OK) st = fallback;
     if (ak__gem_bad_key(details)) st = AK_STATUS_UNAUTHENTICATED;
     ak_decode_fail(dc, st, "gemini%s: %s: %s", where, ak_status_name(st), msg ? msg : "(no message)");
     dc->retryable = ak__gem_retryable(st);
@@ -454,7 +454,8 @@ AK_PRIVATE ak_result ak__gem_text(ak_decode *dc, ak__gem_state *st, const ak_jso
     return rc;
 }
 
-/* "a__b" back to the tool name "a/b" (see ak__gem_write_name). */
+/* "a__b" back to the tool name "a/b" (see ak__gem_write_name), rewritten in place in the
+   copy made for it. */
 AK_PRIVATE ak_json *ak__gem_read_name(ak_json_doc *d, const ak_json *name) {
     ak_json *s = ak_json_new_strn(d, name->u.str, name->len);
     char *w;
@@ -473,46 +474,47 @@ AK_PRIVATE ak_json *ak__gem_read_name(ak_json_doc *d, const ak_json *name) {
 /* A whole function call (the Gemini API never splits them) as a toolRequest; a call
    without an id gets a made-up ref, unique within the response. */
 AK_PRIVATE ak_json *ak__gem_tool_request(ak_decode *dc, ak__gem_state *st, const ak_json *fc) {
-    ak_json_doc *d = dc->out;
-    const ak_json *name = ak_json_get(fc, "name"), *id = ak_json_get(fc, "id"), *args = ak_json_get(fc, "args");
-    ak_json *tr = ak_json_new_object(d), *part = ak_json_new_object(d);
-    char ref[32];
+    const ak_json *id = ak_json_get(fc, "id"), *args = ak_json_get(fc, "args");
+    ak_json *name = ak__gem_read_name(&dc->scratch, ak_json_get(fc, "name"));
+    const char *ref = ak_json_is(id, AK_JSON_STRING) && id->len ? id->u.str : NULL;
+    char made[32];
     ak_buf r;
-    ak_json_set(d, tr, "name", ak__gem_read_name(d, name));
-    ak_json_set(d, tr, "input", ak_json_is(args, AK_JSON_OBJECT) ? ak_json_copy(d, args) : ak_json_new_object(d));
-    if (ak_json_is(id, AK_JSON_STRING) && id->len) {
-        ak_json_set(d, tr, "ref", ak_json_copy(d, id));
-    } else {
-        ak_buf_init_fixed(&r, ref, sizeof ref);
+    if (!ref) {
+        ak_buf_init_fixed(&r, made, sizeof made);
         ak_buf_printf(&r, "%s%u", AK__GEM_REF_PREFIX, st->calls);
-        ak_json_set_str(d, tr, "ref", ref);
+        ref = made;
     }
     st->calls++;
-    ak_json_set(d, part, "toolRequest", tr);
-    return d->err ? NULL : part;
+    if (!name) return NULL;
+    return ak_part_tool_request(dc->out, name->u.str, ref,
+                                ak_json_is(args, AK_JSON_OBJECT) ? args : ak_json_new_object(&dc->scratch));
 }
 
-/* inlineData as a data URL; fileData by its URI (the caller checked the shape). */
+/* inlineData as a data URL; fileData by its URI (the caller checked the shape). NULL when
+   the decode failed (out of memory, or the URL is beyond the response limit). */
 AK_PRIVATE ak_json *ak__gem_media_part(ak_decode *dc, const ak_json *inline_data, const ak_json *file_data) {
     ak_json_doc *d = dc->out;
     const ak_json *src = inline_data ? inline_data : file_data;
     const ak_json *mime = ak_json_get(src, "mimeType"), *v = ak_json_get(src, inline_data ? "data" : "fileUri");
-    ak_json *media = ak_json_new_object(d), *part = ak_json_new_object(d);
+    ak_json *media = NULL, *part = NULL;
+    ak_result rc = AK_OK;
     ak_buf url;
     ak_buf_init(&url, ak_context_allocator(dc->ctx));
-    url.max = dc->max_body;
     if (inline_data) {
-        ak_buf_puts(&url, "data:");
-        if (mime) ak_buf_append(&url, mime->u.str, mime->len);
-        ak_buf_puts(&url, ";base64,");
+        rc = ak__prov_append(dc, &url, "data:", 5, "inline data");
+        if (rc == AK_OK && mime) rc = ak__prov_append(dc, &url, mime->u.str, mime->len, "inline data");
+        if (rc == AK_OK) rc = ak__prov_append(dc, &url, ";base64,", 8, "inline data");
     }
-    ak_buf_append(&url, v->u.str, v->len);
-    if (!url.err) ak_json_set(d, media, "url", ak_json_new_strn(d, url.ptr, url.len));
-    if (mime) ak_json_set(d, media, "contentType", ak_json_copy(d, mime));
-    ak_json_set(d, part, "media", media);
-    if (url.err) d->err = url.err;
+    if (rc == AK_OK) rc = ak__prov_append(dc, &url, v->u.str, v->len, "inline data");
+    if (rc == AK_OK) {
+        media = ak_json_new_object(d);
+        part = ak_json_new_object(d);
+        ak_json_set(d, media, "url", ak_json_new_strn(d, url.ptr, url.len));
+        if (mime) ak_json_set(d, media, "contentType", ak_json_copy(d, mime));
+        ak_json_set(d, part, "media", media);
+    }
     ak_buf_free(&url);
-    return d->err ? NULL : part;
+    return rc == AK_OK && !d->err ? part : NULL;
 }
 
 /* {custom: {executableCode | codeExecutionResult: value}} */

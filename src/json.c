@@ -76,6 +76,17 @@ static const unsigned char ak__jclass[256] = {
 #define AK__HIGHS UINT64_C(0x8080808080808080)
 #define AK__HAS_BELOW(w, n) (((w) - AK__ONES * (n)) & ~(w))
 
+/* How many bytes precede the first flagged one (its high bit set) in a mask from the tests
+   below: the lowest flag is always exact, as borrows only run upwards. Elsewhere (other
+   compilers, big-endian, or 32-bit targets, where the builtin is a libgcc call) it is 0 and
+   the byte loop that follows finds the byte. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && __SIZEOF_POINTER__ == 8
+#define AK__FIRST_FLAGGED(m) ((size_t)__builtin_ctzll(m) >> 3)
+#else
+#define AK__FIRST_FLAGGED(m) ((size_t)0)
+#endif
+
 AK_PRIVATE uint64_t ak__load8(const char *p) {
     uint64_t w;
     AK_MEMCPY(&w, p, 8);
@@ -116,10 +127,18 @@ AK_PRIVATE void ak__jsync(ak__jparser *jp) {
     }
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define AK__NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define AK__NOINLINE __declspec(noinline)
+#else
+#define AK__NOINLINE
+#endif
+
 /* The block is full: let the arena add one. Blocks double as usual, but the parse lets them
    grow past neither block_cap nor the size the document already asked for, so the unused
    end of the last one stays small next to the document. */
-AK_PRIVATE void *ak__jalloc_slow(ak__jparser *jp, size_t n) {
+AK__NOINLINE AK_PRIVATE void *ak__jalloc_slow(ak__jparser *jp, size_t n) {
     ak_arena *a = &jp->d->arena;
     size_t before = a->next_size;
     void *p;
@@ -138,6 +157,21 @@ AK_PRIVATE void *ak__jalloc(ak__jparser *jp, size_t n) {
     jp->cur += n;
     jp->avail -= n;
     return p;
+}
+
+/* Copies the n bytes of text at src into dst, whose room is n + 1 rounded up to 8. Short text
+   goes eight bytes at a time instead of through a memcpy call; those reads may pass the
+   text, never the input. */
+AK_PRIVATE void ak__jcopy(const ak__jparser *jp, char *dst, const char *src, size_t n) {
+    size_t i;
+    if (n > 64 || (size_t)(jp->end - src) < AK__ALIGN_UP(n)) {
+        AK_MEMCPY(dst, src, n);
+        return;
+    }
+    for (i = 0; i < n; i += 8) {
+        uint64_t w = ak__load8(src + i);
+        AK_MEMCPY(dst + i, &w, 8);
+    }
 }
 
 AK_PRIVATE ak_result ak__jfail(ak__jparser *jp, ak_result code, const char *p, const char *what) {
@@ -278,7 +312,14 @@ AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *ou
     ak_result rc;
     /* Fast path: no escapes, so the text is copied as it is. */
     for (;;) {
-        while (end - p >= 8 && !ak__jstr_special8(ak__load8(p))) p += 8;
+        while (end - p >= 8) {
+            uint64_t special = ak__jstr_special8(ak__load8(p));
+            if (special) {
+                p += AK__FIRST_FLAGGED(special);
+                break;
+            }
+            p += 8;
+        }
         while (p < end && !AK__JSTR(*p)) p++;
         if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
         if (AK__U8(*p) >= 0x80) {
@@ -295,7 +336,7 @@ AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *ou
         if (n > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, jp->p, "string longer than 4 GiB");
         if (!(text = (char *)ak__jalloc(jp, AK__ALIGN_UP(n + 1))))
             return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, jp->p, "out of memory");
-        AK_MEMCPY(text, start, n);
+        ak__jcopy(jp, text, start, n);
     } else if (AK__U8(*p) < 0x20) {
         return ak__jfail(jp, AK_ERR_JSON_SYNTAX, p, "control character in string");
     } else {
@@ -350,7 +391,7 @@ AK_PRIVATE ak_result ak__jnumber(ak__jparser *jp, ak_json *v) {
     n = (size_t)(e - s);
     if (n > 0xFFFFFFFFu) return ak__jfail(jp, AK_ERR_LIMIT, s, "number too long");
     if (!(text = (char *)ak__jalloc(jp, AK__ALIGN_UP(n + 1)))) return ak__jfail(jp, AK_ERR_OUT_OF_MEMORY, s, "out of memory");
-    AK_MEMCPY(text, s, n);
+    ak__jcopy(jp, text, s, n);
     text[n] = 0;
     v->u.str = text;
     v->len = (uint32_t)n;

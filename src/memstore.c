@@ -1,21 +1,13 @@
-/* >>memstore: the in-memory snapshot store (process-local; shares state with callers) */
+/* >>memstore: the in-memory snapshot store, in compact rows.
+
+   A row is what one save added: the snapshot's fields, a binary id when the id is a UUID,
+   its parent's id, how many of the parent's messages it keeps, and the messages after those
+   as compact JSON text (with Genkit's fixed message prefixes folded into single bytes).
+   Custom state, artifacts and errors are shared references. The AK_MEMSTORE_HOT most recent
+   rows also hold their parsed message list, so resuming a live conversation costs nothing;
+   an older row rebuilds its list from its ancestors when it is read. */
 
 #include "session.c"
-
-struct ak_memstore_entry {
-    ak_memstore_entry *next_id;      /* bucket chain by snapshot id */
-    ak_memstore_entry *next_session; /* bucket chain by session id */
-    ak_snapshot *snap;
-    uint64_t seq;                    /* write order: breaks createdAt ties */
-    uint64_t mark;                   /* "has a child" marker of the leaf search */
-};
-
-struct ak_memstore_watch {
-    ak_memstore_watch *next;
-    char *id;
-    ak_store_listener fn;
-    void *ud;
-};
 
 /* FNV-1a */
 AK_PRIVATE uint64_t ak__hash(const char *s) {
@@ -24,103 +16,517 @@ AK_PRIVATE uint64_t ak__hash(const char *s) {
     return h;
 }
 
-/* Two chains per bucket index: buckets[2i] by id, buckets[2i+1] by session. */
-#define AK__ID_BUCKET(m, id) (&(m)->buckets[2 * (ak__hash(id) % (m)->bucket_count)])
-#define AK__SESSION_BUCKET(m, sid) (&(m)->buckets[2 * (ak__hash(sid) % (m)->bucket_count) + 1])
+/* ---- ids: UUIDs as 16 bytes, anything else as text ------------------------------------- */
 
-AK_PRIVATE ak_memstore_entry *ak__mem_find(const ak_memstore *m, const char *id) {
-    ak_memstore_entry *e;
-    if (!m->bucket_count) return NULL;
-    for (e = *AK__ID_BUCKET(m, id); e; e = e->next_id)
-        if (ak__streq(e->snap->id, id)) return e;
+typedef struct ak__memid {
+    unsigned char bin[16];
+    const char *str;             /* set for ids that are not canonical UUIDs */
+    size_t len;
+} ak__memid;
+
+AK_PRIVATE int ak__mem_hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A lowercase 8-4-4-4-12 UUID as 16 bytes; anything else is kept as text. */
+AK_PRIVATE void ak__memid_parse(const char *s, ak__memid *id) {
+    size_t n = ak__strlen(s), i, o = 0;
+    id->str = s;
+    id->len = n;
+    if (n != 36) return;
+    for (i = 0; i < 36; i++) {
+        int hi, lo;
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return;
+            continue;
+        }
+        if ((hi = ak__mem_hexval(s[i])) < 0 || (lo = ak__mem_hexval(s[i + 1])) < 0) return;
+        id->bin[o++] = (unsigned char)(hi << 4 | lo);
+        i++;
+    }
+    id->str = NULL;
+}
+
+AK_PRIVATE void ak__memid_format(const unsigned char *bin, char out[37]) {
+    static const char hex[] = "0123456789abcdef";
+    int i, o = 0;
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        out[o++] = hex[bin[i] >> 4];
+        out[o++] = hex[bin[i] & 15];
+    }
+    out[o] = 0;
+}
+
+AK_PRIVATE uint64_t ak__memid_hash(const ak__memid *id) {
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = id->str ? (const unsigned char *)id->str : id->bin;
+    size_t i, n = id->str ? id->len : 16;
+    for (i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h ^ (uint64_t)(id->str != NULL);
+}
+
+/* ---- the message text codec ------------------------------------------------------------ */
+
+/* Compact JSON never contains raw bytes below 0x20 (the writer escapes them), so 0x01..0x06
+   can stand for the prefixes nearly every Genkit message starts with. */
+static const char *const ak__memtok[] = {
+    NULL,
+    "{\"role\":\"user\",\"content\":[{\"text\":\"",
+    "{\"role\":\"model\",\"content\":[{\"text\":\"",
+    "\"}]}",
+    "{\"role\":\"tool\",\"content\":[{\"toolResponse\":{\"name\":\"",
+    "{\"role\":\"model\",\"content\":[{\"toolRequest\":{\"name\":\"",
+    "{\"role\":\"system\",\"content\":[{\"text\":\"",
+};
+
+AK_PRIVATE void ak__memtext_encode(ak_buf *out, const char *s, size_t n) {
+    size_t i = 0, t;
+    while (i < n) {
+        for (t = 1; t < AK__COUNTOF(ak__memtok); t++) {
+            size_t tl = ak__strlen(ak__memtok[t]);
+            if (tl <= n - i && AK_MEMCMP(s + i, ak__memtok[t], tl) == 0) break;
+        }
+        if (t < AK__COUNTOF(ak__memtok)) {
+            ak_buf_putc(out, (char)t);
+            i += ak__strlen(ak__memtok[t]);
+        } else {
+            size_t j = i + 1;
+            while (j < n && s[j] != '{' && s[j] != '"') j++; /* tokens start with { or " */
+            ak_buf_append(out, s + i, j - i);
+            i = j;
+        }
+    }
+}
+
+AK_PRIVATE void ak__memtext_decode(ak_buf *out, const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = AK__U8(s[i]);
+        if (c > 0 && c < AK__COUNTOF(ak__memtok)) ak_buf_puts(out, ak__memtok[c]);
+        else ak_buf_putc(out, s[i]);
+    }
+}
+
+/* ---- rows and sessions ----------------------------------------------------------------- */
+
+/* What few rows have: custom state, artifacts, an error, a heartbeat, a finish message. */
+typedef struct ak__memaux {
+    ak_jref *custom, *artifacts, *error;
+    int64_t heartbeat_at;
+} ak__memaux;
+
+struct ak__memrow {
+    ak__memrow *next_id;         /* hash chain by id */
+    ak__memrow *next_in_session; /* the session's rows */
+    ak__memsess *session;
+    ak_msgs *hot;                /* parsed message list while hot (a reference), else NULL */
+    ak__memaux *aux;             /* NULL for plain turns */
+    int64_t created_at;
+    uint32_t updated_delta;      /* updated_at - created_at; UINT32_MAX = no updatedAt */
+    uint32_t seq;                /* write order: breaks createdAt ties */
+    uint32_t keep;               /* messages taken from the parent's list */
+    uint32_t own;                /* messages in text */
+    uint32_t text_len;
+    uint16_t id_len, parent_len; /* 0 = binary UUID; else length of the text id after text */
+    uint8_t status, finish, flags, mark;
+    unsigned char id[16], parent[16];
+    /* followed by: text (encoded messages), then the id and parent id when not UUIDs */
+};
+
+#define AK__ROW_HAS_PARENT 0x01u
+#define AK__ROW_HAS_FINISH 0x02u
+#define AK__ROW_IN_RING 0x04u
+
+struct ak__memsess {
+    ak__memsess *next;
+    ak__memrow *rows;
+    size_t len;
+    char id[1];                  /* NUL-terminated, allocated with the struct */
+};
+
+AK_PRIVATE const char *ak__row_text(const ak__memrow *r) { return (const char *)(r + 1); }
+
+AK_PRIVATE void ak__row_id(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
+    if (!r->id_len) ak__memid_format(r->id, out);
+    else AK_MEMCPY(out, ak__row_text(r) + r->text_len, r->id_len), out[r->id_len] = 0;
+}
+
+AK_PRIVATE void ak__row_parent(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
+    if (!r->parent_len) ak__memid_format(r->parent, out);
+    else AK_MEMCPY(out, ak__row_text(r) + r->text_len + r->id_len, r->parent_len), out[r->parent_len] = 0;
+}
+
+AK_PRIVATE int ak__row_is(const ak__memrow *r, const ak__memid *id) {
+    if (id->str) return r->id_len == id->len && AK_MEMCMP(ak__row_text(r) + r->text_len, id->str, id->len) == 0;
+    return !r->id_len && AK_MEMCMP(r->id, id->bin, 16) == 0;
+}
+
+AK_PRIVATE size_t ak__row_size(const ak__memrow *r) {
+    return sizeof *r + r->text_len + r->id_len + r->parent_len;
+}
+
+AK_PRIVATE const ak_allocator *ak__mem_alloc(const ak_memstore *m) { return ak_context_allocator(m->ctx); }
+
+AK_PRIVATE void ak__aux_free(ak_memstore *m, ak__memaux *aux) {
+    if (!aux) return;
+    ak_jref_release(aux->custom);
+    ak_jref_release(aux->artifacts);
+    ak_jref_release(aux->error);
+    ak_free(ak__mem_alloc(m), aux, sizeof *aux);
+}
+
+AK_PRIVATE void ak__row_unhot(ak_memstore *m, ak__memrow *r) {
+    size_t i;
+    ak_msgs_release(r->hot);
+    r->hot = NULL;
+    if (r->flags & AK__ROW_IN_RING)
+        for (i = 0; i < AK_MEMSTORE_HOT; i++)
+            if (m->hot[i] == r) m->hot[i] = NULL;
+    r->flags &= (uint8_t)~AK__ROW_IN_RING;
+}
+
+AK_PRIVATE void ak__row_free(ak_memstore *m, ak__memrow *r) {
+    ak__row_unhot(m, r);
+    ak__aux_free(m, r->aux);
+    ak_free(ak__mem_alloc(m), r, ak__row_size(r));
+}
+
+/* Keeps r's message list parsed; the oldest hot row goes cold to make room. */
+AK_PRIVATE void ak__row_make_hot(ak_memstore *m, ak__memrow *r, ak_msgs *list) {
+    ak__memrow *old;
+    if (r->hot) {
+        ak_msgs_release(list);
+        return;
+    }
+    r->hot = list;
+    if ((old = m->hot[m->hot_next]) != NULL) {
+        ak_msgs_release(old->hot);
+        old->hot = NULL;
+        old->flags &= (uint8_t)~AK__ROW_IN_RING;
+    }
+    m->hot[m->hot_next] = r;
+    r->flags |= AK__ROW_IN_RING;
+    m->hot_next = (m->hot_next + 1) % AK_MEMSTORE_HOT;
+}
+
+#define AK__ROW_BUCKET(m, id) (&(m)->rows[ak__memid_hash(id) % (m)->row_buckets])
+
+AK_PRIVATE ak__memrow *ak__mem_find(const ak_memstore *m, const ak__memid *id) {
+    ak__memrow *r;
+    if (!m->row_buckets) return NULL;
+    for (r = *AK__ROW_BUCKET(m, id); r; r = r->next_id)
+        if (ak__row_is(r, id)) return r;
     return NULL;
 }
 
-AK_PRIVATE void ak__mem_link(ak_memstore *m, ak_memstore_entry *e) {
-    ak_memstore_entry **b = AK__ID_BUCKET(m, e->snap->id);
-    e->next_id = *b, *b = e;
-    e->next_session = NULL;
-    if (e->snap->session_id) {
-        b = AK__SESSION_BUCKET(m, e->snap->session_id);
-        e->next_session = *b, *b = e;
-    }
+AK_PRIVATE ak__memrow *ak__mem_find_str(const ak_memstore *m, const char *s) {
+    ak__memid id;
+    ak__memid_parse(s, &id);
+    return ak__mem_find(m, &id);
 }
 
-AK_PRIVATE void ak__mem_unlink_session(ak_memstore *m, ak_memstore_entry *e) {
-    ak_memstore_entry **link;
-    if (!e->snap->session_id) return;
-    for (link = AK__SESSION_BUCKET(m, e->snap->session_id); *link; link = &(*link)->next_session)
-        if (*link == e) {
-            *link = e->next_session;
-            return;
-        }
+/* The row's parent row, when it has a parent that is stored. */
+AK_PRIVATE ak__memrow *ak__row_parent_row(const ak_memstore *m, const ak__memrow *r) {
+    char pid[AK_ID_MAX + 1];
+    if (!(r->flags & AK__ROW_HAS_PARENT)) return NULL;
+    ak__row_parent(r, pid);
+    return ak__mem_find_str(m, pid);
+}
+
+AK_PRIVATE ak__memsess *ak__mem_session(ak_memstore *m, const char *sid, int create) {
+    uint64_t h = ak__hash(sid);
+    ak__memsess *s;
+    size_t n;
+    if (m->session_buckets)
+        for (s = m->sessions[h % m->session_buckets]; s; s = s->next)
+            if (ak__streq(s->id, sid)) return s;
+    if (!create) return NULL;
+    if (m->session_count >= m->session_buckets) {
+        size_t nb = m->session_buckets ? m->session_buckets * 2 : 64, i;
+        ak__memsess **b = (ak__memsess **)ak_alloc(ak__mem_alloc(m), nb * sizeof *b);
+        if (!b) return NULL;
+        AK_MEMSET(b, 0, nb * sizeof *b);
+        for (i = 0; i < m->session_buckets; i++)
+            while (m->sessions[i]) {
+                ak__memsess *x = m->sessions[i];
+                m->sessions[i] = x->next;
+                x->next = b[ak__hash(x->id) % nb];
+                b[ak__hash(x->id) % nb] = x;
+            }
+        ak_free(ak__mem_alloc(m), m->sessions, m->session_buckets * sizeof *m->sessions);
+        m->sessions = b;
+        m->session_buckets = nb;
+    }
+    n = ak__strlen(sid);
+    if (!(s = (ak__memsess *)ak_alloc(ak__mem_alloc(m), sizeof *s + n))) return NULL;
+    s->rows = NULL;
+    s->len = n;
+    AK_MEMCPY(s->id, sid, n + 1);
+    s->next = m->sessions[h % m->session_buckets];
+    m->sessions[h % m->session_buckets] = s;
+    m->session_count++;
+    return s;
 }
 
 AK_PRIVATE ak_result ak__mem_grow(ak_memstore *m) {
-    size_t n = m->bucket_count ? m->bucket_count * 2 : 64, i;
-    const ak_allocator *a = ak_context_allocator(m->ctx);
-    ak_memstore_entry **old = m->buckets, *e, *next;
-    size_t old_count = m->bucket_count;
-    m->buckets = (ak_memstore_entry **)ak_alloc(a, 2 * n * sizeof *m->buckets);
-    if (!m->buckets) {
-        m->buckets = old;
-        return AK_ERR_OUT_OF_MEMORY;
-    }
-    AK_MEMSET(m->buckets, 0, 2 * n * sizeof *m->buckets);
-    m->bucket_count = n;
-    for (i = 0; i < old_count; i++)
-        for (e = old[2 * i]; e; e = next) next = e->next_id, ak__mem_link(m, e);
-    ak_free(a, old, 2 * old_count * sizeof *old);
+    size_t n = m->row_buckets ? m->row_buckets * 2 : 64, i;
+    ak__memrow **b = (ak__memrow **)ak_alloc(ak__mem_alloc(m), n * sizeof *b);
+    if (!b) return AK_ERR_OUT_OF_MEMORY;
+    AK_MEMSET(b, 0, n * sizeof *b);
+    for (i = 0; i < m->row_buckets; i++)
+        while (m->rows[i]) {
+            ak__memrow *r = m->rows[i];
+            ak__memid id;
+            char sid[AK_ID_MAX + 1];
+            m->rows[i] = r->next_id;
+            ak__row_id(r, sid);
+            ak__memid_parse(sid, &id);
+            r->next_id = b[ak__memid_hash(&id) % n];
+            b[ak__memid_hash(&id) % n] = r;
+        }
+    ak_free(ak__mem_alloc(m), m->rows, m->row_buckets * sizeof *m->rows);
+    m->rows = b;
+    m->row_buckets = n;
     return AK_OK;
 }
 
-/* The session's latest leaf: snapshots of the session no other snapshot names as parent. */
-AK_PRIVATE ak_result ak__mem_latest_leaf(ak_memstore *m, const char *sid, ak_snapshot **out, ak_error *err) {
-    ak_memstore_entry *e, *best = NULL, *first;
-    uint64_t gen = ++m->seq; /* a fresh marker value, so marks never need clearing */
-    size_t members = 0, leaves = 0;
-    if (!m->bucket_count) return AK_OK;
-    first = *AK__SESSION_BUCKET(m, sid);
-    for (e = first; e; e = e->next_session) {
-        ak_memstore_entry *p;
-        if (!ak__streq(e->snap->session_id, sid)) continue;
-        members++;
-        if (e->snap->parent_id && (p = ak__mem_find(m, e->snap->parent_id)) != NULL && p != e &&
-            p->snap->session_id && ak__streq(p->snap->session_id, sid))
-            p->mark = gen;
+/* ---- rebuilding a row's message list --------------------------------------------------- */
+
+/* Appends the row's own messages (decoded from its text) to *list. */
+AK_PRIVATE ak_result ak__row_append_own(ak_memstore *m, const ak__memrow *r, ak_msgs **list) {
+    const ak_allocator *a = ak__mem_alloc(m);
+    ak_json_doc d;
+    ak_json *arr = NULL;
+    const ak_json *msg;
+    ak_buf b;
+    ak_result rc = AK_OK;
+    if (!r->own) return AK_OK;
+    ak_buf_init(&b, a);
+    ak_buf_putc(&b, '[');
+    ak__memtext_decode(&b, ak__row_text(r), r->text_len);
+    ak_buf_putc(&b, ']');
+    ak_json_doc_init(&d, a);
+    if (b.err || ak_json_parse_value(&d, b.ptr, b.len, NULL, &arr, NULL) != AK_OK) rc = b.err ? b.err : AK_ERR_DATA_LOSS;
+    for (msg = ak_json_first(arr); rc == AK_OK && msg; msg = msg->next) rc = ak_msgs_append(a, list, msg);
+    if (rc == AK_OK) ak_msgs_compact(a, *list);
+    ak_json_doc_free(&d);
+    ak_buf_free(&b);
+    return rc;
+}
+
+/* A new reference to the full message list of r, rebuilt from its ancestors if it is cold.
+   Iterative: a long conversation is a long chain. */
+AK_PRIVATE ak_result ak__row_messages(ak_memstore *m, ak__memrow *r, ak_msgs **out) {
+    const ak_allocator *a = ak__mem_alloc(m);
+    ak__memrow **chain = NULL, *p;
+    size_t n = 0, cap = 0, i;
+    ak_msgs *list = NULL;
+    ak_result rc = AK_OK;
+    *out = NULL;
+    /* walk up to the nearest hot row (or the root), remembering the cold ones */
+    for (p = r; p && !p->hot; p = p->keep ? ak__row_parent_row(m, p) : NULL) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            ak__memrow **c = (ak__memrow **)ak_realloc(a, chain, cap * sizeof *chain, nc * sizeof *chain);
+            if (!c) {
+                rc = AK_ERR_OUT_OF_MEMORY;
+                break;
+            }
+            chain = c, cap = nc;
+        }
+        if (n > m->count) {
+            rc = AK_ERR_DATA_LOSS; /* a parent loop */
+            break;
+        }
+        chain[n++] = p;
+        if (p->keep && !ak__row_parent_row(m, p)) {
+            rc = AK_ERR_DATA_LOSS; /* it keeps messages of a parent that is gone */
+            break;
+        }
     }
-    for (e = first; e; e = e->next_session) {
-        if (!ak__streq(e->snap->session_id, sid) || e->mark == gen) continue;
-        /* a snapshot naming itself as parent is not a leaf either (cyclic) */
-        if (e->snap->parent_id && ak__streq(e->snap->parent_id, e->snap->id)) continue;
+    if (rc == AK_OK && p) list = ak_msgs_retain(p->hot);
+    /* then rebuild downwards: each row keeps `keep` of its parent's messages, adds its own */
+    for (i = n; rc == AK_OK && i-- > 0;) {
+        ak__memrow *row = chain[i];
+        if (ak_msgs_count(list) < row->keep) rc = AK_ERR_DATA_LOSS;
+        else if ((rc = ak_msgs_truncate(a, &list, row->keep)) == AK_OK) rc = ak__row_append_own(m, row, &list);
+        if (rc == AK_OK) ak__row_make_hot(m, row, ak_msgs_retain(list));
+    }
+    ak_free(a, chain, cap * sizeof *chain);
+    if (rc != AK_OK) {
+        ak_msgs_release(list);
+        return rc;
+    }
+    *out = list;
+    return AK_OK;
+}
+
+/* ---- rows <-> snapshots ---------------------------------------------------------------- */
+
+AK_PRIVATE ak_result ak__row_to_snapshot(ak_memstore *m, ak__memrow *r, ak_snapshot **out, ak_error *err) {
+    char id[AK_ID_MAX + 1], pid[AK_ID_MAX + 1];
+    ak_session_state st;
+    ak_snapshot *s;
+    ak_result rc;
+    *out = NULL;
+    AK_MEMSET(&st, 0, sizeof st);
+    if ((rc = ak__row_messages(m, r, &st.messages)) != AK_OK)
+        return ak_error_setst(err, rc, rc == AK_ERR_OUT_OF_MEMORY ? AK_STATUS_RESOURCE_EXHAUSTED : AK_STATUS_DATA_LOSS,
+                              "cannot rebuild the messages of snapshot: %s", ak_result_str(rc));
+    st.session_id = r->session->id; /* borrowed for the copy below */
+    if (r->aux) st.custom = r->aux->custom, st.artifacts = r->aux->artifacts;
+    ak__row_id(r, id);
+    if (r->flags & AK__ROW_HAS_PARENT) ak__row_parent(r, pid);
+    s = ak_snapshot_new(ak__mem_alloc(m), id, r->session->id, (r->flags & AK__ROW_HAS_PARENT) ? pid : NULL, &st);
+    ak_msgs_release(st.messages);
+    if (!s) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory reading a snapshot");
+    s->created_at = r->created_at;
+    s->updated_at = r->updated_delta == 0xFFFFFFFFu ? 0 : r->created_at + r->updated_delta;
+    s->status = (ak_snapshot_status)r->status;
+    s->has_finish_reason = (r->flags & AK__ROW_HAS_FINISH) != 0;
+    s->finish_reason = (ak_finish_reason)r->finish;
+    if (r->aux) s->error = ak_jref_retain(r->aux->error), s->heartbeat_at = r->aux->heartbeat_at;
+    *out = s;
+    return AK_OK;
+}
+
+/* Number of leading messages two lists share (by identity first, then by value). */
+AK_PRIVATE size_t ak__common_prefix(const ak_msgs *a, const ak_msgs *b) {
+    size_t n = ak_msgs_count(a), i;
+    if (ak_msgs_count(b) < n) n = ak_msgs_count(b);
+    if (b && b->prev == a && b->prev_count == n) return n; /* the usual case: one turn on top */
+    for (i = 0; i < n; i++) {
+        const ak_json *x = ak_msgs_at(a, i), *y = ak_msgs_at(b, i);
+        if (x != y && !ak_json_equal(x, y)) break;
+    }
+    return i;
+}
+
+/* Encodes s as a row: what its parent row's list lacks, and the rest of its fields. */
+AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s, const char *id, ak__memrow **out) {
+    const ak_allocator *a = ak__mem_alloc(m);
+    ak__memid rid, pid;
+    ak__memrow *parent = s->parent_id ? ak__mem_find_str(m, s->parent_id) : NULL, *r;
+    ak_msgs *plist = NULL;
+    size_t keep = 0, count = ak_msgs_count(s->state.messages), i, text_len;
+    ak_buf text, json;
+    ak_result rc = AK_OK;
+    const char *sid = s->session_id ? s->session_id : s->state.session_id;
+    *out = NULL;
+    if (!sid) return AK_ERR_INVALID_ARGUMENT; /* every agent snapshot names its session */
+    ak__memid_parse(id, &rid);
+    if (s->parent_id) ak__memid_parse(s->parent_id, &pid);
+    if (parent && ak__row_messages(m, parent, &plist) == AK_OK) keep = ak__common_prefix(plist, s->state.messages);
+    ak_msgs_release(plist);
+    ak_buf_init(&text, a);
+    ak_buf_init(&json, a);
+    for (i = keep; i < count; i++) {
+        ak_buf_clear(&json);
+        if (i > keep) ak_buf_putc(&text, ',');
+        ak_json_write(ak_msgs_at(s->state.messages, i), &json);
+        if (json.ptr) ak__memtext_encode(&text, json.ptr, json.len);
+    }
+    text_len = text.len;
+    if (text.err || json.err || text_len > 0xFFFFFFFFu) rc = AK_ERR_OUT_OF_MEMORY;
+    r = rc == AK_OK ? (ak__memrow *)ak_alloc(a, sizeof *r + text_len + (rid.str ? rid.len : 0) +
+                                                    (s->parent_id && pid.str ? pid.len : 0))
+                    : NULL;
+    if (!r) {
+        ak_buf_free(&text), ak_buf_free(&json);
+        return AK_ERR_OUT_OF_MEMORY;
+    }
+    AK_MEMSET(r, 0, sizeof *r);
+    r->created_at = s->created_at;
+    r->updated_delta = s->updated_at && s->updated_at >= s->created_at && s->updated_at - s->created_at < 0xFFFFFFFFll
+                           ? (uint32_t)(s->updated_at - s->created_at) : 0xFFFFFFFFu;
+    r->keep = (uint32_t)keep;
+    r->own = (uint32_t)(count - keep);
+    r->text_len = (uint32_t)text_len;
+    r->status = (uint8_t)s->status;
+    r->finish = (uint8_t)s->finish_reason;
+    if (s->has_finish_reason) r->flags |= AK__ROW_HAS_FINISH;
+    if (text_len) AK_MEMCPY((char *)(r + 1), text.ptr, text_len);
+    if (rid.str) AK_MEMCPY((char *)(r + 1) + text_len, rid.str, rid.len), r->id_len = (uint16_t)rid.len;
+    else AK_MEMCPY(r->id, rid.bin, 16);
+    if (s->parent_id) {
+        r->flags |= AK__ROW_HAS_PARENT;
+        if (pid.str) AK_MEMCPY((char *)(r + 1) + text_len + r->id_len, pid.str, pid.len), r->parent_len = (uint16_t)pid.len;
+        else AK_MEMCPY(r->parent, pid.bin, 16);
+    }
+    ak_buf_free(&text);
+    ak_buf_free(&json);
+    if (s->state.custom || s->state.artifacts || s->error || s->heartbeat_at) {
+        if (!(r->aux = (ak__memaux *)ak_alloc(a, sizeof *r->aux))) {
+            ak_free(a, r, ak__row_size(r));
+            return AK_ERR_OUT_OF_MEMORY;
+        }
+        r->aux->custom = ak_jref_retain(s->state.custom);
+        r->aux->artifacts = ak_jref_retain(s->state.artifacts);
+        r->aux->error = ak_jref_retain(s->error);
+        r->aux->heartbeat_at = s->heartbeat_at;
+    }
+    if (!(r->session = ak__mem_session(m, sid, 1))) {
+        ak__row_free(m, r);
+        return AK_ERR_OUT_OF_MEMORY;
+    }
+    *out = r;
+    return AK_OK;
+}
+
+/* ---- the store interface --------------------------------------------------------------- */
+
+struct ak_memstore_watch {
+    ak_memstore_watch *next;
+    char *id;
+    ak_store_listener fn;
+    void *ud;
+};
+
+/* The session's latest leaf: rows of the session no other row of it names as parent. */
+AK_PRIVATE ak_result ak__mem_latest_leaf(ak_memstore *m, const char *sid, ak__memrow **out, ak_error *err) {
+    ak__memsess *s = ak__mem_session(m, sid, 0);
+    ak__memrow *r, *best = NULL;
+    size_t leaves = 0;
+    *out = NULL;
+    if (!s || !s->rows) return AK_OK;
+    for (r = s->rows; r; r = r->next_in_session) r->mark = 0;
+    for (r = s->rows; r; r = r->next_in_session) {
+        ak__memrow *p = ak__row_parent_row(m, r);
+        if (p && p->session == s) p->mark = 1;
+    }
+    for (r = s->rows; r; r = r->next_in_session) {
+        if (r->mark || ak__row_parent_row(m, r) == r) continue; /* a row naming itself is cyclic */
         leaves++;
-        if (!best || e->snap->created_at > best->snap->created_at ||
-            (e->snap->created_at == best->snap->created_at && e->seq > best->seq))
-            best = e;
+        if (!best || r->created_at > best->created_at || (r->created_at == best->created_at && r->seq > best->seq))
+            best = r;
     }
-    if (members && !best)
+    if (!best)
         return ak_error_setst(err, AK_ERR_STATE, AK_STATUS_FAILED_PRECONDITION,
                               "Session '%s' has no leaf snapshot (corrupt or cyclic history).", sid);
     if (leaves > 1 && m->reject_branching)
         return ak_error_setst(err, AK_ERR_STATE, AK_STATUS_FAILED_PRECONDITION,
                               "Session '%s' has branched into %zu leaves.", sid, leaves);
-    *out = best ? ak_snapshot_retain(best->snap) : NULL;
+    *out = best;
     return AK_OK;
 }
 
-AK_PRIVATE ak_result ak__mem_get(ak_store *s, const char *snapshot_id, const char *session_id,
+AK_PRIVATE ak_result ak__mem_get(ak_store *st, const char *snapshot_id, const char *session_id,
                                  const ak_json *context, ak_snapshot **out, ak_error *err) {
-    ak_memstore *m = (ak_memstore *)s->ud;
-    ak_memstore_entry *e;
+    ak_memstore *m = (ak_memstore *)st->ud;
+    ak__memrow *r = NULL;
+    ak_result rc;
     AK__UNUSED(context);
     *out = NULL;
     if ((snapshot_id == NULL) == (session_id == NULL) || (session_id && !*session_id))
         return ak_error_setst(err, AK_ERR_INVALID_ARGUMENT, AK_STATUS_INVALID_ARGUMENT,
                               "Exactly one of snapshotId or sessionId is required.");
-    if (session_id) return ak__mem_latest_leaf(m, session_id, out, err);
-    e = ak__mem_find(m, snapshot_id);
-    if (e) *out = ak_snapshot_retain(e->snap);
-    return AK_OK;
+    if (session_id) {
+        if ((rc = ak__mem_latest_leaf(m, session_id, &r, err)) != AK_OK) return rc;
+    } else if (ak__strlen(snapshot_id) <= AK_ID_MAX) {
+        r = ak__mem_find_str(m, snapshot_id);
+    }
+    return r ? ak__row_to_snapshot(m, r, out, err) : AK_OK;
 }
 
 AK_PRIVATE void ak__mem_notify(ak_memstore *m, const ak_snapshot *snap) {
@@ -131,74 +537,82 @@ AK_PRIVATE void ak__mem_notify(ak_memstore *m, const ak_snapshot *snap) {
     }
 }
 
-AK_PRIVATE ak_result ak__mem_save(ak_store *s, const char *snapshot_id, ak_store_mutator fn, void *fn_ud,
+/* Puts r in place of `old` (or adds it), keeping the hash and session chains. */
+AK_PRIVATE void ak__mem_link(ak_memstore *m, ak__memrow *r, ak__memrow *old, const ak__memid *id) {
+    ak__memrow **link;
+    if (old) {
+        for (link = AK__ROW_BUCKET(m, id); *link != old; link = &(*link)->next_id) {
+        }
+        *link = old->next_id;
+        for (link = &old->session->rows; *link; link = &(*link)->next_in_session)
+            if (*link == old) {
+                *link = old->next_in_session;
+                break;
+            }
+        ak__row_free(m, old);
+        m->count--;
+    }
+    r->next_id = *AK__ROW_BUCKET(m, id);
+    *AK__ROW_BUCKET(m, id) = r;
+    r->next_in_session = r->session->rows;
+    r->session->rows = r;
+    r->seq = ++m->seq;
+    m->count++;
+}
+
+AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_store_mutator fn, void *fn_ud,
                                   const ak_json *context, char written_id[AK_ID_MAX + 1], ak_error *err) {
-    ak_memstore *m = (ak_memstore *)s->ud;
-    ak_memstore_entry *e = snapshot_id ? ak__mem_find(m, snapshot_id) : NULL;
-    ak_snapshot *next = NULL;
+    ak_memstore *m = (ak_memstore *)st->ud;
+    ak__memrow *old = snapshot_id && ak__strlen(snapshot_id) <= AK_ID_MAX ? ak__mem_find_str(m, snapshot_id) : NULL, *r;
+    ak_snapshot *current = NULL, *next = NULL;
+    ak__memid id;
     char fresh[37];
-    const char *id;
+    const char *name;
     ak_result rc;
     AK__UNUSED(context);
     written_id[0] = 0;
-    if ((rc = fn(fn_ud, e ? e->snap : NULL, &next)) != AK_OK) return rc;
-    if (!next) return AK_OK;
-    id = snapshot_id ? snapshot_id : next->id;
-    if (id && ak__strlen(id) > AK_ID_MAX) {
-        ak_snapshot_release(next);
-        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "snapshot id longer than %d bytes", AK_ID_MAX);
-    }
-    if (!id) {
+    if (old && (rc = ak__row_to_snapshot(m, old, &current, err)) != AK_OK) return rc;
+    rc = fn(fn_ud, current, &next);
+    ak_snapshot_release(current);
+    if (rc != AK_OK || !next) return rc;
+    name = snapshot_id ? snapshot_id : next->id;
+    if (!name) {
         if ((rc = ak_uuid4(m->ctx, fresh)) != AK_OK) {
             ak_snapshot_release(next);
             return ak_error_set(err, rc, "cannot make a snapshot id: %s", ak_result_str(rc));
         }
-        id = fresh;
+        name = fresh;
     }
-    if (!next->id || !ak__streq(next->id, id)) {
-        /* the stored id wins over whatever the mutator put in */
-        char *copy = ak__strdup(next->alloc, id);
-        if (!copy) {
-            ak_snapshot_release(next);
-            return AK_ERR_OUT_OF_MEMORY;
-        }
-        ak__strfree(next->alloc, next->id);
-        next->id = copy;
+    if (!*name || ak__strlen(name) > AK_ID_MAX) {
+        ak_snapshot_release(next);
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "snapshot ids are 1..%d bytes", AK_ID_MAX);
     }
-    if (!e) e = ak__mem_find(m, id);
-    if (e) {
-        ak__mem_unlink_session(m, e);
-        ak_snapshot_release(e->snap);
-        e->snap = next;
-        if (next->session_id) {
-            ak_memstore_entry **b = AK__SESSION_BUCKET(m, next->session_id);
-            e->next_session = *b, *b = e;
-        }
-    } else {
-        if (m->count >= m->bucket_count && ak__mem_grow(m) != AK_OK) {
-            ak_snapshot_release(next);
-            return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory saving snapshot");
-        }
-        e = (ak_memstore_entry *)ak_alloc(ak_context_allocator(m->ctx), sizeof *e);
-        if (!e) {
-            ak_snapshot_release(next);
-            return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory saving snapshot");
-        }
-        AK_MEMSET(e, 0, sizeof *e);
-        e->snap = next;
-        ak__mem_link(m, e);
-        m->count++;
+    if (!old) old = ak__mem_find_str(m, name);
+    if (m->count >= m->row_buckets && ak__mem_grow(m) != AK_OK) rc = AK_ERR_OUT_OF_MEMORY;
+    else rc = ak__row_from_snapshot(m, next, name, &r);
+    if (rc != AK_OK) {
+        ak_snapshot_release(next);
+        return rc == AK_ERR_INVALID_ARGUMENT ? ak_error_set(err, rc, "snapshot %s has no sessionId", name)
+                                             : ak_error_set(err, rc, "out of memory saving a snapshot");
     }
-    e->seq = ++m->seq;
-    AK_MEMCPY(written_id, id, ak__strlen(id) + 1);
-    ak__mem_notify(m, e->snap);
+    ak__memid_parse(name, &id);
+    ak__mem_link(m, r, old, &id);
+    /* the list just written is the one its next turn will read: keep it parsed */
+    ak__row_make_hot(m, r, ak_msgs_retain(next->state.messages));
+    AK_MEMCPY(written_id, name, ak__strlen(name) + 1);
+    if (!next->id || !ak__streq(next->id, name)) {
+        char *copy = ak__strdup(next->alloc, name);
+        if (copy) ak__strfree(next->alloc, next->id), next->id = copy;
+    }
+    ak__mem_notify(m, next);
+    ak_snapshot_release(next);
     return AK_OK;
 }
 
-AK_PRIVATE ak_result ak__mem_watch(ak_store *s, const char *snapshot_id, ak_store_listener fn, void *fn_ud,
+AK_PRIVATE ak_result ak__mem_watch(ak_store *st, const char *snapshot_id, ak_store_listener fn, void *fn_ud,
                                    const ak_json *context, void **token) {
-    ak_memstore *m = (ak_memstore *)s->ud;
-    const ak_allocator *a = ak_context_allocator(m->ctx);
+    ak_memstore *m = (ak_memstore *)st->ud;
+    const ak_allocator *a = ak__mem_alloc(m);
     ak_memstore_watch *w = (ak_memstore_watch *)ak_alloc(a, sizeof *w);
     AK__UNUSED(context);
     if (!w) return AK_ERR_OUT_OF_MEMORY;
@@ -213,16 +627,15 @@ AK_PRIVATE ak_result ak__mem_watch(ak_store *s, const char *snapshot_id, ak_stor
     return AK_OK;
 }
 
-AK_PRIVATE void ak__mem_unwatch(ak_store *s, void *token) {
-    ak_memstore *m = (ak_memstore *)s->ud;
+AK_PRIVATE void ak__mem_unwatch(ak_store *st, void *token) {
+    ak_memstore *m = (ak_memstore *)st->ud;
     ak_memstore_watch **link;
-    const ak_allocator *a = ak_context_allocator(m->ctx);
     for (link = &m->watches; *link; link = &(*link)->next)
         if (*link == token) {
             ak_memstore_watch *w = *link;
             *link = w->next;
-            ak__strfree(a, w->id);
-            ak_free(a, w, sizeof *w);
+            ak__strfree(ak__mem_alloc(m), w->id);
+            ak_free(ak__mem_alloc(m), w, sizeof *w);
             return;
         }
 }
@@ -239,18 +652,24 @@ AKDEF ak_result ak_memstore_init(ak_memstore *m, ak_context *ctx) {
 }
 
 AKDEF void ak_memstore_free(ak_memstore *m) {
-    const ak_allocator *a = ak_context_allocator(m->ctx);
+    const ak_allocator *a = ak__mem_alloc(m);
     size_t i;
-    for (i = 0; i < m->bucket_count; i++) {
-        ak_memstore_entry *e = m->buckets[2 * i], *next;
-        for (; e; e = next) {
-            next = e->next_id;
-            ak_snapshot_release(e->snap);
-            ak_free(a, e, sizeof *e);
+    for (i = 0; i < m->row_buckets; i++)
+        while (m->rows[i]) {
+            ak__memrow *r = m->rows[i];
+            m->rows[i] = r->next_id;
+            ak__row_free(m, r);
         }
-    }
-    ak_free(a, m->buckets, 2 * m->bucket_count * sizeof *m->buckets);
+    for (i = 0; i < m->session_buckets; i++)
+        while (m->sessions[i]) {
+            ak__memsess *s = m->sessions[i];
+            m->sessions[i] = s->next;
+            ak_free(a, s, sizeof *s + s->len);
+        }
+    ak_free(a, m->rows, m->row_buckets * sizeof *m->rows);
+    ak_free(a, m->sessions, m->session_buckets * sizeof *m->sessions);
     while (m->watches) ak__mem_unwatch(&m->store, m->watches);
-    m->buckets = NULL;
-    m->bucket_count = m->count = 0;
+    m->rows = NULL;
+    m->sessions = NULL;
+    m->row_buckets = m->session_buckets = m->count = m->session_count = 0;
 }

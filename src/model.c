@@ -84,27 +84,25 @@ AKDEF ak_json *ak_part_media(ak_json_doc *d, const char *url, const char *conten
     return ak__single(d, "media", m);
 }
 
-/* {<kind>: {name, ...}}: Genkit writes toolRequest as {name, input, ref} and toolResponse
-   as {name, ref, output}; the same order keeps our JSON byte-identical to theirs. */
+/* {<kind>: {name, ref?, <value_key>?}}: the key order Genkit 1.42.0 writes, so our JSON is
+   byte-identical to theirs. */
 AK_PRIVATE ak_json *ak__tool_part(ak_json_doc *d, const char *kind, const char *name,
-                                  const char *ref, const char *value_key, const ak_json *value,
-                                  int value_first) {
+                                  const char *ref, const char *value_key, const ak_json *value) {
     ak_json *t = ak_json_new_object(d);
     if (!t || ak_json_set_str(d, t, "name", name) != AK_OK) return NULL;
-    if (value_first && value && ak_json_set(d, t, value_key, ak_json_copy(d, value)) != AK_OK) return NULL;
     if (ref && ak_json_set_str(d, t, "ref", ref) != AK_OK) return NULL;
-    if (!value_first && value && ak_json_set(d, t, value_key, ak_json_copy(d, value)) != AK_OK) return NULL;
+    if (value && ak_json_set(d, t, value_key, ak_json_copy(d, value)) != AK_OK) return NULL;
     return ak__single(d, kind, t);
 }
 
 AKDEF ak_json *ak_part_tool_request(ak_json_doc *d, const char *name, const char *ref,
                                     const ak_json *input) {
-    return ak__tool_part(d, "toolRequest", name, ref, "input", input, 1);
+    return ak__tool_part(d, "toolRequest", name, ref, "input", input);
 }
 
 AKDEF ak_json *ak_part_tool_response(ak_json_doc *d, const char *name, const char *ref,
                                      const ak_json *output) {
-    return ak__tool_part(d, "toolResponse", name, ref, "output", output, 0);
+    return ak__tool_part(d, "toolResponse", name, ref, "output", output);
 }
 
 AK_PRIVATE ak_result ak__part_invalid(ak_error *err, const char *what) {
@@ -783,6 +781,46 @@ AKDEF ak_result ak_http_model_init(ak_http_model *m, ak_context *ctx, const ak_a
     m->model.ud = m;
     return AK_OK;
 }
+
+#ifndef AK_FREESTANDING
+AK_PRIVATE const char *ak__env(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+AKDEF ak_result ak_http_model_from_env(ak_http_model *m, ak_context *ctx, ak_transport *transport,
+                                       ak_error *err) {
+    ak_provider_config cfg;
+    const ak_adapter *adapter = NULL;
+    ak_result rc;
+    AK_MEMSET(&cfg, 0, sizeof cfg);
+    cfg.transport = transport;
+    if (ak__env("OPENAI_API_KEY") || ak__env("OPENAI_BASE_URL")) {
+        adapter = ak_adapter_openai();
+        cfg.api_key = ak__env("OPENAI_API_KEY");
+        cfg.base_url = ak__env("OPENAI_BASE_URL");
+        cfg.model = ak__env("OPENAI_MODEL") ? ak__env("OPENAI_MODEL") : "gpt-4o-mini";
+    } else if (ak__env("ANTHROPIC_API_KEY")) {
+        adapter = ak_adapter_anthropic();
+        cfg.api_key = ak__env("ANTHROPIC_API_KEY");
+        cfg.model = ak__env("ANTHROPIC_MODEL") ? ak__env("ANTHROPIC_MODEL") : "claude-sonnet-4-5";
+    } else if (ak__env("GEMINI_API_KEY")) {
+        adapter = ak_adapter_gemini();
+        cfg.api_key = ak__env("GEMINI_API_KEY");
+        cfg.model = ak__env("GEMINI_MODEL") ? ak__env("GEMINI_MODEL") : "gemini-2.5-flash";
+    } else if (ak__env("OLLAMA_HOST")) {
+        adapter = ak_adapter_ollama();
+        cfg.base_url = ak__env("OLLAMA_HOST");
+        cfg.model = ak__env("OLLAMA_MODEL") ? ak__env("OLLAMA_MODEL") : "llama3.2";
+    }
+    if (!adapter)
+        return ak_error_set(err, AK_ERR_NOT_FOUND, "no provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL), "
+                                                  "ANTHROPIC_API_KEY, GEMINI_API_KEY or OLLAMA_HOST");
+    if ((rc = ak_http_model_init(m, ctx, adapter, &cfg)) != AK_OK)
+        return ak_error_set(err, rc, "cannot set up the %s model", adapter->name);
+    return AK_OK;
+}
+#endif
 
 AKDEF const ak_adapter *ak_adapter_find(const char *name) {
     const ak_adapter *all[4];

@@ -327,7 +327,30 @@ AKDEF ak_result ak_http_model_init(ak_http_model *m, ak_context *ctx, const ak_a
 
    Both: tool requests in the history without a ref get "call_<n>" (the n-th such request),
    and the n-th tool response without a ref gets the same id; tool calls the provider sent
-   without an id get the ref "call_<i>" (i = position in the response). */
+   without an id get the ref "call_<i>" (i = position in the response).
+
+   ak_adapter_anthropic: Anthropic Messages, POST {base}/v1/messages, base default
+   "https://api.anthropic.com", key in x-api-key, anthropic-version 2023-06-01. System
+   messages (text only) become the top-level system prompt; max_tokens defaults to 4096;
+   JSON output with a schema uses output_config. Tool requests and responses need a ref.
+   Thinking comes back as reasoning parts with metadata.thoughtSignature, redacted thinking
+   as {custom: {redactedThinking}}; both go back to the API unchanged (reasoning without a
+   signature is left out). Usage: cache reads as cachedContentTokens, both cache counters
+   under usage.custom.
+
+   ak_adapter_gemini: the Gemini API, POST {base}/v1beta/models/{model}:generateContent or
+   :streamGenerateContent?alt=sse, base default "https://generativelanguage.googleapis.com",
+   key in x-goog-api-key. cfg->model may also name a resource ("tunedModels/x"). System
+   messages become systemInstruction; tools are sent with parametersJsonSchema and '/' in
+   tool names as "__" (read back as '/'); JSON output sets responseMimeType and
+   responseJsonSchema. Config keys Genkit does not define go into generationConfig, except
+   safetySettings, cachedContent, labels and toolConfig, which are request fields. Function
+   calls without an id get the ref "gemini-call-<i>", which is never sent back as an id.
+   thoughtSignature round-trips on the part that carried it (also empty text parts).
+
+   Anthropic and Gemini: config keys Genkit does not define are sent as they are; one named
+   like a field the adapter derives (max_tokens, tool_choice, responseMimeType, ...) wins
+   over the derived one; apiKey in a config is never sent. */
 
 /* ak_provider_config.flags of ak_adapter_openai. */
 #define AK_OPENAI_MAX_TOKENS 0x01u        /* maxOutputTokens as max_tokens (llama.cpp, older
@@ -348,6 +371,17 @@ AKDEF const ak_adapter *ak_adapter_openai(void);
 AKDEF const ak_adapter *ak_adapter_anthropic(void);
 AKDEF const ak_adapter *ak_adapter_gemini(void);
 AKDEF const ak_adapter *ak_adapter_ollama(void);
+/* Hosted builds: sets m up for the first provider configured in the environment, checked in
+   this order (the model id variables are optional):
+     OPENAI_API_KEY or OPENAI_BASE_URL   OpenAI or any OpenAI-compatible server (llama.cpp,
+                                         Ollama /v1, vLLM); OPENAI_MODEL (gpt-4o-mini)
+     ANTHROPIC_API_KEY                   ANTHROPIC_MODEL (claude-sonnet-4-5)
+     GEMINI_API_KEY                      GEMINI_MODEL (gemini-2.5-flash)
+     OLLAMA_HOST                         e.g. http://localhost:11434; OLLAMA_MODEL (llama3.2)
+   AK_ERR_NOT_FOUND when none is set. The environment strings are used in place (they live
+   as long as the process). Keys are never logged. */
+AKDEF ak_result ak_http_model_from_env(ak_http_model *m, ak_context *ctx, ak_transport *transport,
+                                       ak_error *err);
 /* Looks an adapter up by name ("openai", ...); NULL if unknown. */
 AKDEF const ak_adapter *ak_adapter_find(const char *name);
 

@@ -26,21 +26,13 @@ AK_PRIVATE ak_result ak__ollama_images(ak__wire *w, const ak_json *msg, size_t i
                                 "messages[%zu].content[%zu]: ollama takes images as base64 data URLs only", i, j);
         if (ct) mime = ct, mime_len = ak__strlen(ct);
         if (mime_len < 6 || AK_MEMCMP(mime, "image/", 6) != 0)
-            return ak_error_set(w->err, AK_ERR_INVALID_ARGUMENT, "messages[%zu].content[%zu]: ollama takes images only, not %.*s",
-                                i, j, (int)AK__MIN(mime_len, 64), mime);
+            return ak_error_set(w->err, AK_ERR_INVALID_ARGUMENT,
+                                "messages[%zu].content[%zu]: ollama takes images only, not %.*s", i, j,
+                                (int)AK__MIN(mime_len, 64), mime);
         if (!images) ak_json_set(w->d, m, "images", images = ak_json_new_array(w->d));
         ak_json_push(images, ak_json_new_strn(w->d, data, data_len));
     }
     return AK_OK;
-}
-
-/* {role, content} (+ what the caller adds) appended to the messages. */
-AK_PRIVATE ak_json *ak__ollama_msg(ak__wire *w, const char *role, const ak_json *msg, int with_data) {
-    ak_json *m = ak_json_new_object(w->d);
-    ak_json_set_str(w->d, m, "role", role);
-    ak_json_set(w->d, m, "content", ak__wire_text(w->d, msg, "text", with_data));
-    ak_json_push(w->msgs, m);
-    return m;
 }
 
 /* A model message: text (data parts as JSON), thinking, and tool calls with object
@@ -52,7 +44,7 @@ AK_PRIVATE ak_result ak__ollama_assistant(ak__wire *w, const ak_json *msg, size_
     unsigned allowed = AK__PART_BIT(AK_PART_TEXT) | AK__PART_BIT(AK_PART_DATA) | AK__PART_BIT(AK_PART_TOOL_REQUEST) |
                        AK__PART_BIT(AK_PART_REASONING) | AK__PART_BIT(AK_PART_CUSTOM);
     if (ak__wire_parts_allowed(w, msg, i, allowed, "ollama") != AK_OK) return AK_ERR_INVALID_ARGUMENT;
-    m = ak__ollama_msg(w, "assistant", msg, 1);
+    m = ak__wire_text_msg(w, "assistant", msg, 1);
     if (ak__wire_has(msg, AK_PART_REASONING)) ak_json_set(d, m, "thinking", ak__wire_text(d, msg, "reasoning", 0));
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) {
         const ak_json *tr = ak_json_get(p, "toolRequest"), *input = ak_json_get(tr, "input");
@@ -97,10 +89,11 @@ AK_PRIVATE ak_result ak__ollama_messages(ak__wire *w, const ak_json *const *mess
         ak_result rc;
         if (ak__streq(role, "system")) {
             rc = ak__wire_parts_allowed(w, messages[i], i, AK__PART_BIT(AK_PART_TEXT), "ollama");
-            if (rc == AK_OK) ak__ollama_msg(w, "system", messages[i], 0);
+            if (rc == AK_OK) ak__wire_text_msg(w, "system", messages[i], 0);
         } else if (ak__streq(role, "user")) {
-            rc = ak__wire_parts_allowed(w, messages[i], i, AK__PART_BIT(AK_PART_TEXT) | AK__PART_BIT(AK_PART_MEDIA), "ollama");
-            if (rc == AK_OK) rc = ak__ollama_images(w, messages[i], i, ak__ollama_msg(w, "user", messages[i], 0));
+            unsigned allowed = AK__PART_BIT(AK_PART_TEXT) | AK__PART_BIT(AK_PART_MEDIA);
+            rc = ak__wire_parts_allowed(w, messages[i], i, allowed, "ollama");
+            if (rc == AK_OK) rc = ak__ollama_images(w, messages[i], i, ak__wire_text_msg(w, "user", messages[i], 0));
         } else if (ak__streq(role, "model")) {
             rc = ak__ollama_assistant(w, messages[i], i);
         } else {
@@ -129,7 +122,8 @@ AK_PRIVATE ak_result ak__ollama_body(ak__wire *w, const ak_provider_config *cfg,
     }
     if (format && ak__streq(format, "json")) {
         const ak_json *schema = ak_json_get(output, "schema");
-        ak_json_set(d, body, "format", ak_json_is(schema, AK_JSON_OBJECT) ? ak_json_copy(d, schema) : ak_json_new_str(d, "json"));
+        ak_json_set(d, body, "format",
+                    ak_json_is(schema, AK_JSON_OBJECT) ? ak_json_copy(d, schema) : ak_json_new_str(d, "json"));
     }
     ak_json_set(d, body, "options", options = ak_json_new_object(d));
     ak__wire_config(d, ak_json_get(request, "config"), ak__ollama_keys, AK__COUNTOF(ak__ollama_keys), body, options);
@@ -138,24 +132,11 @@ AK_PRIVATE ak_result ak__ollama_body(ak__wire *w, const ak_provider_config *cfg,
     return d->err ? ak__wire_oom(w->err) : AK_OK;
 }
 
-AK_PRIVATE ak_result ak__ollama_build(const ak_provider_config *cfg, const ak_json *request, const ak_json *const *messages,
-                                      size_t count, int stream, ak_http_out *out, ak_error *err) {
-    ak_json_doc d;
-    ak__wire w;
-    ak_json *body;
-    ak_result rc = ak__wire_validate(request, messages, count, err);
-    if (rc != AK_OK) return rc;
-    if (!cfg->model || !*cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id configured");
-    ak_json_doc_init(&d, out->body.alloc);
-    AK_MEMSET(&w, 0, sizeof w);
-    w.d = &d;
-    w.flags = cfg->flags;
-    w.err = err;
-    body = ak_json_new_object(&d);
-    rc = ak__ollama_body(&w, cfg, request, messages, count, stream, body);
-    if (rc == AK_OK) rc = ak__wire_send(cfg, "http://localhost:11434", "/api/chat", body, out, err);
-    ak_json_doc_free(&d);
-    return rc;
+AK_PRIVATE ak_result ak__ollama_build(const ak_provider_config *cfg, const ak_json *request,
+                                      const ak_json *const *messages, size_t count, int stream, ak_http_out *out,
+                                      ak_error *err) {
+    return ak__wire_build(ak__ollama_body, "http://localhost:11434", "/api/chat", cfg, request, messages, count,
+                          stream, out, err);
 }
 
 /* ==== the response ===================================================================== */
@@ -186,7 +167,8 @@ AK_PRIVATE ak_finish_reason ak__ollama_reason(const char *r) {
 AK_PRIVATE ak_result ak__ollama_calls(ak_decode *dc, ak__ollama *st, const ak_json *calls) {
     const ak_json *tc;
     for (tc = ak_json_first(calls); tc; tc = tc->next) {
-        const ak_json *fn = ak_json_get(tc, "function"), *name = ak_json_get(fn, "name"), *args = ak_json_get(fn, "arguments");
+        const ak_json *fn = ak_json_get(tc, "function"), *name = ak_json_get(fn, "name");
+        const ak_json *args = ak_json_get(fn, "arguments");
         ak__acc_call *c = ak__acc_new_call(dc, &st->acc, -1);
         if (!c || ak__acc_set_id(dc, c, ak_json_get(tc, "id")) != AK_OK) return AK_ERR_MODEL;
         if (ak_json_is(name, AK_JSON_STRING) && ak__acc_put(dc, &c->name, name->u.str, name->len, 1) != AK_OK)
@@ -225,7 +207,8 @@ AK_PRIVATE ak_result ak__ollama_complete(ak_decode *dc, ak__ollama *st) {
     ak_buf b;
     int64_t frac = st->total_ns % 1000000;
     int digits = 6;
-    if (ak__acc_finish(dc, &st->acc, st->reason, NULL) != AK_OK || st->total_ns < 0) return dc->failed ? AK_ERR_MODEL : AK_OK;
+    if (ak__acc_finish(dc, &st->acc, st->reason, NULL) != AK_OK) return AK_ERR_MODEL;
+    if (st->total_ns < 0) return AK_OK;
     while (digits && frac % 10 == 0) frac /= 10, digits--;
     ak_buf_init_fixed(&b, num, sizeof num);
     ak_buf_put_i64(&b, st->total_ns / 1000000);
@@ -240,7 +223,8 @@ AK_PRIVATE ak_result ak__ollama_complete(ak_decode *dc, ak__ollama *st) {
     return dc->out->err ? ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "ollama: out of memory") : AK_OK;
 }
 
-AK_PRIVATE ak_result ak__ollama_event(ak_decode *dc, const char *name, const char *data, size_t len, const ak_json *json) {
+AK_PRIVATE ak_result ak__ollama_event(ak_decode *dc, const char *name, const char *data, size_t len,
+                                      const ak_json *json) {
     ak__ollama *st = (ak__ollama *)dc->state;
     AK__UNUSED(name);
     if (st->done) return AK_OK; /* nothing after done:true means anything */
@@ -251,7 +235,8 @@ AK_PRIVATE ak_result ak__ollama_event(ak_decode *dc, const char *name, const cha
 AK_PRIVATE ak_result ak__ollama_end(ak_decode *dc) {
     ak__ollama *st = (ak__ollama *)dc->state;
     /* also how an error after the first line looks when the {"error"} line was lost */
-    if (!st->done) return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "ollama: the stream ended before done:true (truncated)");
+    if (!st->done)
+        return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "ollama: the stream ended before done:true (truncated)");
     return ak__ollama_complete(dc, st);
 }
 

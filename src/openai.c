@@ -41,8 +41,9 @@ AK_PRIVATE ak_result ak__wire_parts_allowed(ak__wire *w, const ak_json *msg, siz
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next, j++) {
         ak_part_kind k = ak_part_kind_of(p);
         if (!(allowed & AK__PART_BIT(k)))
-            return ak_error_set(w->err, AK_ERR_INVALID_ARGUMENT, "messages[%zu].content[%zu]: %s takes no %s parts in %s messages",
-                                i, j, provider, ak__wire_part_names[k], ak_msg_role(msg));
+            return ak_error_set(w->err, AK_ERR_INVALID_ARGUMENT,
+                                "messages[%zu].content[%zu]: %s takes no %s parts in %s messages", i, j, provider,
+                                ak__wire_part_names[k], ak_msg_role(msg));
     }
     return AK_OK;
 }
@@ -51,7 +52,8 @@ AK_PRIVATE ak_result ak__wire_parts_allowed(ak__wire *w, const ak_json *msg, siz
 AK_PRIVATE ak_result ak__wire_validate(const ak_json *request, const ak_json *const *messages, size_t count,
                                        ak_error *err) {
     static const struct { const char *key; ak_json_type type; } shape[] = {
-        {"config", AK_JSON_OBJECT}, {"tools", AK_JSON_ARRAY}, {"toolChoice", AK_JSON_STRING}, {"output", AK_JSON_OBJECT}};
+        {"config", AK_JSON_OBJECT}, {"tools", AK_JSON_ARRAY},
+        {"toolChoice", AK_JSON_STRING}, {"output", AK_JSON_OBJECT}};
     size_t i;
     for (i = 0; i < AK__COUNTOF(shape); i++) {
         const ak_json *v = ak_json_get(request, shape[i].key);
@@ -96,6 +98,33 @@ AK_PRIVATE ak_result ak__wire_send(const ak_provider_config *cfg, const char *de
     return rc == AK_OK ? AK_OK : ak__wire_oom(err);
 }
 
+/* Builds the body of one provider's request into w->d. */
+typedef ak_result (*ak__wire_body_fn)(ak__wire *w, const ak_provider_config *cfg, const ak_json *request,
+                                      const ak_json *const *messages, size_t count, int stream, ak_json *body);
+
+/* The whole build of an adapter: checks, the body (made by `body`), URL and headers. */
+AK_PRIVATE ak_result ak__wire_build(ak__wire_body_fn body_fn, const char *def_base, const char *path,
+                                    const ak_provider_config *cfg, const ak_json *request,
+                                    const ak_json *const *messages, size_t count, int stream, ak_http_out *out,
+                                    ak_error *err) {
+    ak_json_doc d;
+    ak__wire w;
+    ak_json *body;
+    ak_result rc = ak__wire_validate(request, messages, count, err);
+    if (rc != AK_OK) return rc;
+    if (!cfg->model || !*cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id configured");
+    ak_json_doc_init(&d, out->body.alloc);
+    AK_MEMSET(&w, 0, sizeof w);
+    w.d = &d;
+    w.flags = cfg->flags;
+    w.err = err;
+    body = ak_json_new_object(&d);
+    rc = body_fn(&w, cfg, request, messages, count, stream, body);
+    if (rc == AK_OK) rc = ak__wire_send(cfg, def_base, path, body, out, err);
+    ak_json_doc_free(&d);
+    return rc;
+}
+
 /* JSON.stringify(v) as a string value of d (NULL gives "{}": a tool call without input). */
 AK_PRIVATE ak_json *ak__wire_stringify(ak_json_doc *d, const ak_json *v) {
     ak_buf b;
@@ -126,6 +155,16 @@ AK_PRIVATE ak_json *ak__wire_text(ak_json_doc *d, const ak_json *msg, const char
     else s = ak_json_new_strn(d, b.ptr, b.len);
     ak_buf_free(&b);
     return s;
+}
+
+/* Appends {role, content: <the message's text>} to the provider messages; returns it so
+   the caller can add fields. */
+AK_PRIVATE ak_json *ak__wire_text_msg(ak__wire *w, const char *role, const ak_json *msg, int with_data) {
+    ak_json *m = ak_json_new_object(w->d);
+    ak_json_set_str(w->d, m, "role", role);
+    ak_json_set(w->d, m, "content", ak__wire_text(w->d, msg, "text", with_data));
+    ak_json_push(w->msgs, m);
+    return m;
 }
 
 /* Whether a message holds a part of this kind. */
@@ -279,7 +318,8 @@ AK_PRIVATE ak_json *ak__acc_chunk(ak_decode *dc, ak_json **parts) {
 }
 
 AK_PRIVATE ak_result ak__acc_emit(ak_decode *dc, const ak_json *chunk) {
-    if (dc->scratch.err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (dc->scratch.err)
+        return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
     return ak_decode_emit(dc, chunk);
 }
 
@@ -305,7 +345,8 @@ AK_PRIVATE ak__acc_call *ak__acc_new_call(ak_decode *dc, ak__acc *a, int64_t ind
     }
     if (a->count == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 4;
-        void *p = ak_realloc(ak_context_allocator(dc->ctx), a->calls, a->cap * sizeof *a->calls, cap * sizeof *a->calls);
+        void *p = ak_realloc(ak_context_allocator(dc->ctx), a->calls, a->cap * sizeof *a->calls,
+                             cap * sizeof *a->calls);
         if (!p) {
             ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
             return NULL;
@@ -378,7 +419,8 @@ AK_PRIVATE ak_json *ak__acc_usage(ak_decode *dc, ak__acc *a) {
     ak_json *o;
     int i;
     if (u[AK__USE_IN] < 0 && u[AK__USE_OUT] < 0 && u[AK__USE_TOTAL] < 0) return NULL;
-    if (u[AK__USE_TOTAL] < 0 && u[AK__USE_IN] >= 0 && u[AK__USE_OUT] >= 0) u[AK__USE_TOTAL] = u[AK__USE_IN] + u[AK__USE_OUT];
+    if (u[AK__USE_TOTAL] < 0 && u[AK__USE_IN] >= 0 && u[AK__USE_OUT] >= 0)
+        u[AK__USE_TOTAL] = u[AK__USE_IN] + u[AK__USE_OUT];
     o = ak_json_new_object(dc->out);
     for (i = 0; i < AK__USE_N; i++)
         if (u[i] > 0 || (u[i] == 0 && i < AK__USE_THOUGHTS)) ak_json_set_int(dc->out, o, keys[i], u[i]);
@@ -433,7 +475,8 @@ AK_PRIVATE const char *ak__wire_error_text(const ak__wire_error *e) {
 
 /* 429 insufficient_quota: retrying does not bring money back. */
 AK_PRIVATE int ak__wire_error_is_quota(const ak__wire_error *e) {
-    return (e->code && ak__streq(e->code, "insufficient_quota")) || (e->type && ak__streq(e->type, "insufficient_quota"));
+    return (e->code && ak__streq(e->code, "insufficient_quota")) ||
+           (e->type && ak__streq(e->type, "insufficient_quota"));
 }
 
 /* The status of an error that arrived inside a 200 stream: its HTTP-like code, else what
@@ -441,7 +484,8 @@ AK_PRIVATE int ak__wire_error_is_quota(const ak__wire_error *e) {
 AK_PRIVATE ak_status ak__wire_error_status(const ak__wire_error *e) {
     static const struct { const char *name; ak_status status; } kinds[] = {
         {"invalid_request_error", AK_STATUS_INVALID_ARGUMENT}, {"BadRequestError", AK_STATUS_INVALID_ARGUMENT},
-        {"exceed_context_size_error", AK_STATUS_INVALID_ARGUMENT}, {"context_length_exceeded", AK_STATUS_INVALID_ARGUMENT},
+        {"exceed_context_size_error", AK_STATUS_INVALID_ARGUMENT},
+        {"context_length_exceeded", AK_STATUS_INVALID_ARGUMENT},
         {"authentication_error", AK_STATUS_UNAUTHENTICATED}, {"invalid_api_key", AK_STATUS_UNAUTHENTICATED},
         {"permission_error", AK_STATUS_PERMISSION_DENIED}, {"not_found_error", AK_STATUS_NOT_FOUND},
         {"NotFoundError", AK_STATUS_NOT_FOUND}, {"model_not_found", AK_STATUS_NOT_FOUND},
@@ -474,7 +518,8 @@ AK_PRIVATE void ak__wire_http_error(ak_decode *dc, int status, const char *body,
     AK__UNUSED(len);
     if (!ak__wire_error_of(json, 0, &e)) return; /* the engine's "<name> returned HTTP n" stands */
     if (ak__wire_error_is_quota(&e)) dc->no_retry = 1;
-    ak_decode_fail(dc, ak_status_from_http(status), "%s HTTP %d: %s", dc->adapter->name, status, ak__wire_error_text(&e));
+    ak_decode_fail(dc, ak_status_from_http(status), "%s HTTP %d: %s", dc->adapter->name, status,
+                   ak__wire_error_text(&e));
 }
 
 /* An event or line that is not JSON: a short, valid UTF-8 excerpt for the message. */
@@ -484,10 +529,12 @@ AK_PRIVATE ak_result ak__wire_not_json(ak_decode *dc, const char *data, size_t l
                           (int)n, data);
 }
 
+AK_PRIVATE int ak__wire_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
 /* data[0..len) without surrounding spaces equals s. */
 AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
-    while (len && (*data == ' ' || *data == '\t' || *data == '\r' || *data == '\n')) data++, len--;
-    while (len && (data[len - 1] == ' ' || data[len - 1] == '\t' || data[len - 1] == '\r' || data[len - 1] == '\n')) len--;
+    while (len && ak__wire_space(*data)) data++, len--;
+    while (len && ak__wire_space(data[len - 1])) len--;
     return ak__eqn(data, len, s);
 }
 
@@ -495,8 +542,9 @@ AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
 
 enum { AK__OAI_KEY_TOPK = 2, AK__OAI_KEY_MAX = 3 };
 static const ak__wire_key ak__oai_keys[] = {
-    {"temperature", "temperature", 0}, {"topP", "top_p", 0},  {"topK", NULL, 0},     {"maxOutputTokens", "max_completion_tokens", 0},
-    {"stopSequences", "stop", 0},      {"version", NULL, 0},  {"apiKey", NULL, 0},   {"model", NULL, 0},
+    {"temperature", "temperature", 0}, {"topP", "top_p", 0},   {"topK", NULL, 0},
+    {"maxOutputTokens", "max_completion_tokens", 0},            {"stopSequences", "stop", 0},
+    {"version", NULL, 0},              {"apiKey", NULL, 0},    {"model", NULL, 0},
     {"messages", NULL, 0},             {"stream", NULL, 0}};
 
 /* A media part as a user content part: image_url (https or data URL), file (PDF data URL)
@@ -533,15 +581,6 @@ AK_PRIVATE ak_json *ak__oai_media(ak__wire *w, const ak_json *part, size_t i, si
     return o;
 }
 
-/* {role, content} with the text of the message. */
-AK_PRIVATE ak_json *ak__oai_text_msg(ak__wire *w, const char *role, const ak_json *msg, int with_data) {
-    ak_json *m = ak_json_new_object(w->d);
-    ak_json_set_str(w->d, m, "role", role);
-    ak_json_set(w->d, m, "content", ak__wire_text(w->d, msg, "text", with_data));
-    ak_json_push(w->msgs, m);
-    return m;
-}
-
 /* A user message: a plain string when it is at most one text part, else typed parts. */
 AK_PRIVATE ak_result ak__oai_user(ak__wire *w, const ak_json *msg, size_t i) {
     const ak_json *content = ak_json_get(msg, "content"), *p;
@@ -550,7 +589,7 @@ AK_PRIVATE ak_result ak__oai_user(ak__wire *w, const ak_json *msg, size_t i) {
     if (ak__wire_parts_allowed(w, msg, i, AK__PART_BIT(AK_PART_TEXT) | AK__PART_BIT(AK_PART_MEDIA), "openai") != AK_OK)
         return AK_ERR_INVALID_ARGUMENT;
     if (content->len <= 1 && !ak__wire_has(msg, AK_PART_MEDIA)) {
-        ak__oai_text_msg(w, "user", msg, 0);
+        ak__wire_text_msg(w, "user", msg, 0);
         return AK_OK;
     }
     m = ak_json_new_object(w->d);
@@ -581,7 +620,7 @@ AK_PRIVATE ak_result ak__oai_assistant(ak__wire *w, const ak_json *msg, size_t i
     unsigned allowed = AK__PART_BIT(AK_PART_TEXT) | AK__PART_BIT(AK_PART_DATA) | AK__PART_BIT(AK_PART_TOOL_REQUEST) |
                        AK__PART_BIT(AK_PART_REASONING) | AK__PART_BIT(AK_PART_CUSTOM);
     if (ak__wire_parts_allowed(w, msg, i, allowed, "openai") != AK_OK) return AK_ERR_INVALID_ARGUMENT;
-    m = ak__oai_text_msg(w, "assistant", msg, 1);
+    m = ak__wire_text_msg(w, "assistant", msg, 1);
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) {
         const ak_json *tr = ak_json_get(p, "toolRequest");
         ak_json *call, *fn;
@@ -626,7 +665,7 @@ AK_PRIVATE ak_result ak__oai_messages(ak__wire *w, const ak_json *const *message
         if (ak__streq(role, "system")) {
             const char *as = w->flags & AK_OPENAI_DEVELOPER_ROLE ? "developer" : "system";
             rc = ak__wire_parts_allowed(w, messages[i], i, AK__PART_BIT(AK_PART_TEXT), "openai");
-            if (rc == AK_OK) ak__oai_text_msg(w, as, messages[i], 0);
+            if (rc == AK_OK) ak__wire_text_msg(w, as, messages[i], 0);
         } else if (ak__streq(role, "user")) {
             rc = ak__oai_user(w, messages[i], i);
         } else if (ak__streq(role, "model")) {
@@ -698,24 +737,11 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
     return d->err ? ak__wire_oom(w->err) : AK_OK;
 }
 
-AK_PRIVATE ak_result ak__oai_build(const ak_provider_config *cfg, const ak_json *request, const ak_json *const *messages,
-                                   size_t count, int stream, ak_http_out *out, ak_error *err) {
-    ak_json_doc d;
-    ak__wire w;
-    ak_json *body;
-    ak_result rc = ak__wire_validate(request, messages, count, err);
-    if (rc != AK_OK) return rc;
-    if (!cfg->model || !*cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id configured");
-    ak_json_doc_init(&d, out->body.alloc);
-    AK_MEMSET(&w, 0, sizeof w);
-    w.d = &d;
-    w.flags = cfg->flags;
-    w.err = err;
-    body = ak_json_new_object(&d);
-    rc = ak__oai_body(&w, cfg, request, messages, count, stream, body);
-    if (rc == AK_OK) rc = ak__wire_send(cfg, "https://api.openai.com/v1", "/chat/completions", body, out, err);
-    ak_json_doc_free(&d);
-    return rc;
+AK_PRIVATE ak_result ak__oai_build(const ak_provider_config *cfg, const ak_json *request,
+                                   const ak_json *const *messages, size_t count, int stream, ak_http_out *out,
+                                   ak_error *err) {
+    return ak__wire_build(ak__oai_body, "https://api.openai.com/v1", "/chat/completions", cfg, request, messages,
+                          count, stream, out, err);
 }
 
 /* ==== OpenAI Chat Completions: the response ============================================ */
@@ -809,7 +835,8 @@ AK_PRIVATE ak_result ak__oai_delta(ak_decode *dc, ak__oai *st, const ak_json *de
     if (!ak_json_is(reasoning, AK_JSON_STRING) || !reasoning->len) reasoning = ak_json_get(delta, "reasoning");
     if ((rc = ak__acc_text(dc, &st->acc, 1, reasoning)) != AK_OK) return rc;
     if ((rc = ak__acc_text(dc, &st->acc, 0, ak_json_get(delta, "content"))) != AK_OK) return rc;
-    if (ak_json_is(refusal, AK_JSON_STRING) && (rc = ak__acc_put(dc, &st->refusal, refusal->u.str, refusal->len, 0)) != AK_OK)
+    if (ak_json_is(refusal, AK_JSON_STRING) &&
+        (rc = ak__acc_put(dc, &st->refusal, refusal->u.str, refusal->len, 0)) != AK_OK)
         return rc;
     for (tc = ak_json_first(ak_json_get(delta, "tool_calls")); tc; tc = tc->next)
         if ((rc = ak__oai_tool_delta(dc, st, tc)) != AK_OK) return rc;
@@ -833,7 +860,8 @@ AK_PRIVATE ak_result ak__oai_chunk(ak_decode *dc, ak__oai *st, const ak_json *js
     if (ak_json_is(usage, AK_JSON_OBJECT)) ak__oai_usage(&st->acc, usage);
     if (!c || st->finished) return AK_OK;
     if ((rc = ak__oai_delta(dc, st, ak_json_get(c, "delta"))) != AK_OK) return rc;
-    if (!(reason = ak_json_get_str(c, "finish_reason"))) return AK_OK;
+    /* some gateways send "" rather than null while the answer goes on */
+    if (!(reason = ak_json_get_str(c, "finish_reason")) || !*reason) return AK_OK;
     st->finished = 1;
     st->reason = ak__oai_reason(reason);
     return ak__acc_emit_calls(dc, &st->acc);
@@ -859,7 +887,8 @@ AK_PRIVATE ak_result ak__oai_complete(ak_decode *dc, ak__oai *st) {
 
 AK_PRIVATE ak_result ak__oai_end(ak_decode *dc) {
     ak__oai *st = (ak__oai *)dc->state;
-    if (!st->done) return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
+    if (!st->done)
+        return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
     /* what llama.cpp builds before Sept 2025 do after an error: [DONE] without a finish */
     if (!st->finished)
         return ak_decode_fail(dc, AK_STATUS_UNKNOWN, "openai: the stream ended without a finish_reason (incomplete)");
@@ -876,7 +905,7 @@ AK_PRIVATE ak_result ak__oai_body_json(ak_decode *dc, const ak_json *json) {
     if (ak__oai_delta(dc, st, ak_json_get(c, "message")) != AK_OK) return AK_ERR_MODEL; /* no consumer here */
     if (ak_json_is(usage, AK_JSON_OBJECT)) ak__oai_usage(&st->acc, usage);
     reason = ak_json_get_str(c, "finish_reason");
-    st->reason = reason ? ak__oai_reason(reason) : AK_FINISH_UNKNOWN;
+    st->reason = reason && *reason ? ak__oai_reason(reason) : AK_FINISH_UNKNOWN;
     return ak__oai_complete(dc, st);
 }
 

@@ -828,12 +828,17 @@ AK_PRIVATE size_t ak__conn_in_cap(const ak__server_conn *c) {
                                                 : (size_t)AK_HTTP_MAX_HEADER_BYTES;
 }
 
-AK_PRIVATE void ak__conn_read(ak__server_conn *c) {
+/* hangup: poll() reported the peer gone or the socket in error. */
+AK_PRIVATE void ak__conn_read(ak__server_conn *c, int hangup) {
     ak_http_server *s = c->srv;
     int i;
     for (i = 0; i < 4 && c->fd >= 0; i++) { /* bounded, so one client cannot hog a poll */
         ssize_t n;
-        if (c->state != AK__SC_READ && c->state != AK__SC_LINGER && c->in.len >= ak__conn_in_cap(c)) return;
+        if (c->state != AK__SC_READ && c->state != AK__SC_LINGER && c->in.len >= ak__conn_in_cap(c)) {
+            /* Reading is paused, but a hang-up stays reported: act on it or poll() spins. */
+            if (hangup) ak__conn_close_socket(c);
+            return;
+        }
         n = recv(c->fd, s->rbuf, AK_POSIX_IO_BUF, 0);
         if (n < 0) {
             if (!ak__would_block(errno)) ak__conn_close_socket(c);
@@ -868,7 +873,9 @@ AK_PRIVATE void ak__conn_check_time(ak__server_conn *c, int64_t now) {
 
 AK_PRIVATE short ak__conn_events(const ak__server_conn *c) {
     short ev = 0;
-    if (c->state == AK__SC_READ || c->state == AK__SC_LINGER || c->in.len < ak__conn_in_cap(c)) ev |= POLLIN;
+    /* After the client's EOF there is nothing more to read, and an EOF stays readable. */
+    if (!c->peer_eof && (c->state == AK__SC_READ || c->state == AK__SC_LINGER || c->in.len < ak__conn_in_cap(c)))
+        ev |= POLLIN;
     if (ak__conn_pending(c)) ev |= POLLOUT;
     return ev;
 }
@@ -883,7 +890,7 @@ AK_PRIVATE int64_t ak__conn_deadline(const ak__server_conn *c) {
 }
 
 AK_PRIVATE void ak__conn_service(ak__server_conn *c, short revents, int64_t now) {
-    if (c->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR))) ak__conn_read(c);
+    if (c->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR))) ak__conn_read(c, (revents & (POLLHUP | POLLERR)) != 0);
     if (c->fd >= 0 && ak__conn_pending(c)) ak__conn_flush(c);
     ak__conn_advance(c);
     ak__conn_check_time(c, now);

@@ -1034,8 +1034,7 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
 AK_PRIVATE ak_result ak__need_store(ak_agent *a, const char *what, ak_error *err) {
     if (a->desc.store) return AK_OK;
     return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_FAILED_PRECONDITION,
-                          "%s requires a persistent store, but agent '%s' has none (client-managed state).", what,
-                          a->desc.name);
+                          "%s requires a persistent store. Provide a 'store' when defining '%s'.", what, a->desc.name);
 }
 
 AKDEF ak_result ak_agent_get_snapshot(ak_agent *a, const char *snapshot_id, const char *session_id,
@@ -1046,9 +1045,12 @@ AKDEF ak_result ak_agent_get_snapshot(ak_agent *a, const char *snapshot_id, cons
     ak_result rc;
     *out = NULL;
     if ((rc = ak__need_store(a, "getSnapshotData", err)) != AK_OK) return rc;
-    if ((snapshot_id == NULL) == (session_id == NULL) || (snapshot_id && !*snapshot_id) || (session_id && !*session_id))
+    if (snapshot_id && !*snapshot_id) snapshot_id = NULL;
+    if (session_id && !*session_id) session_id = NULL;
+    if ((snapshot_id == NULL) == (session_id == NULL))
         return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
-                              "Exactly one of 'snapshotId' or 'sessionId' must be provided.");
+                              "getSnapshot requires exactly one of 'snapshotId' or 'sessionId' (got %s).",
+                              snapshot_id ? "snapshotId and sessionId" : "neither");
     if ((rc = store->get(store, snapshot_id, session_id, context, &snap, err)) != AK_OK) {
         if (err) err->code = AK_ERR_AGENT;
         return AK_ERR_AGENT;

@@ -69,43 +69,55 @@ AKDEF ak_result ak_serve_init(ak_serve *s, ak_context *ctx, const ak_serve_desc 
     return AK_OK;
 }
 
-/* Headers every answer carries; extra one (content type) first. */
-AK_PRIVATE ak_result ak__serve_start(ak__exchange *x, int status, const char *content_type) {
+/* Writes the frame in x->frame; a gone client stops all further writes. */
+AK_PRIVATE void ak__serve_send_frame(ak__exchange *x) {
+    if (x->gone || x->frame.err) return;
+    if (x->w->write(x->w->ud, x->frame.ptr, x->frame.len) != AK_OK) x->gone = 1;
+}
+
+/* Starts an answer: status, content type, Content-Length (or none: chunked), the trace
+   headers Genkit adds to action results, CORS when configured, and any extra header. */
+AK_PRIVATE ak_result ak__serve_start(ak__exchange *x, int status, const char *content_type, const char *length,
+                                     int trace, const ak_header *extra) {
     ak_header h[8];
     size_t n = 0;
-    char trace[33], span[17];
-    unsigned char r[24];
+    char trace_id[33], span_id[17];
     static const char hex[] = "0123456789abcdef";
-    int i;
-    if (ak_random(x->s->ctx, r, sizeof r) != AK_OK) AK_MEMSET(r, 0, sizeof r);
-    for (i = 0; i < 16; i++) trace[2 * i] = hex[r[i] >> 4], trace[2 * i + 1] = hex[r[i] & 15];
-    for (i = 0; i < 8; i++) span[2 * i] = hex[r[16 + i] >> 4], span[2 * i + 1] = hex[r[16 + i] & 15];
-    trace[32] = span[16] = 0;
     h[n].name = "Content-Type", h[n++].value = content_type;
-    if (x->streaming) {
-        h[n].name = "Cache-Control", h[n++].value = "no-cache";
-        h[n].name = "X-Accel-Buffering", h[n++].value = "no";
+    if (length) h[n].name = "Content-Length", h[n++].value = length;
+    if (trace) {
+        unsigned char r[24];
+        int i;
+        if (ak_random(x->s->ctx, r, sizeof r) != AK_OK) AK_MEMSET(r, 0, sizeof r);
+        for (i = 0; i < 16; i++) trace_id[2 * i] = hex[r[i] >> 4], trace_id[2 * i + 1] = hex[r[i] & 15];
+        for (i = 0; i < 8; i++) span_id[2 * i] = hex[r[16 + i] >> 4], span_id[2 * i + 1] = hex[r[16 + i] & 15];
+        trace_id[32] = span_id[16] = 0;
+        h[n].name = "x-genkit-trace-id", h[n++].value = trace_id;
+        h[n].name = "x-genkit-span-id", h[n++].value = span_id;
     }
-    h[n].name = "x-genkit-trace-id", h[n++].value = trace;
-    h[n].name = "x-genkit-span-id", h[n++].value = span;
     if (x->s->desc.cors_origin) {
         h[n].name = "Access-Control-Allow-Origin", h[n++].value = x->s->desc.cors_origin;
         h[n].name = "Access-Control-Expose-Headers", h[n++].value = "x-genkit-trace-id, x-genkit-span-id";
     }
+    if (extra) h[n++] = *extra;
     x->started = 1;
     return x->w->start(x->w->ud, status, h, n);
+}
+
+/* A whole JSON answer (the body is in x->frame). */
+AK_PRIVATE void ak__serve_json(ak__exchange *x, int status, int trace, const ak_header *extra) {
+    char len[24];
+    ak_buf b;
+    if (x->gone || x->frame.err) return;
+    ak_buf_init_fixed(&b, len, sizeof len);
+    ak_buf_put_u64(&b, x->frame.len);
+    if (ak__serve_start(x, status, "application/json; charset=utf-8", len, trace, extra) == AK_OK) ak__serve_send_frame(x);
 }
 
 AK_PRIVATE void ak__serve_end(ak__exchange *x) {
     if (x->ended) return;
     x->ended = 1;
     x->w->end(x->w->ud);
-}
-
-/* Writes the frame in x->frame; a gone client stops all further writes. */
-AK_PRIVATE void ak__serve_send_frame(ak__exchange *x) {
-    if (x->gone || x->frame.err) return;
-    if (x->w->write(x->w->ud, x->frame.ptr, x->frame.len) != AK_OK) x->gone = 1;
 }
 
 /* `<prefix>: {"<key>": value}` + blank line, as Genkit's express handler writes it. */
@@ -133,19 +145,24 @@ AK_PRIVATE ak_json *ak__serve_error_json(ak_json_doc *d, ak_status st, const cha
 }
 
 /* Answers with an error: a frame once streaming headers are out, else an HTTP status + JSON
-   body (auth and body problems come before any headers, as in Genkit). */
-AK_PRIVATE void ak__serve_fail(ak__exchange *x, ak_status st, const char *message) {
+   body (auth and body problems come before any headers, as in Genkit). http 0 = the
+   status's own code. */
+AK_PRIVATE void ak__serve_fail_http(ak__exchange *x, int http, ak_status st, const char *message,
+                                    const ak_header *extra) {
     ak_json *e = ak__serve_error_json(&x->doc, st, message);
     x->s->failed++;
     if (x->started) {
         ak__serve_frame(x, "error", "error", e);
-    } else if (!x->gone) {
-        x->streaming = 0; /* a plain answer: no streaming headers */
+    } else {
         ak_buf_clear(&x->frame);
         ak_json_write(e, &x->frame);
-        if (ak__serve_start(x, ak_status_http(st), "application/json; charset=utf-8") == AK_OK) ak__serve_send_frame(x);
+        ak__serve_json(x, http ? http : ak_status_http(st), 0, extra);
     }
     ak__serve_end(x);
+}
+
+AK_PRIVATE void ak__serve_fail(ak__exchange *x, ak_status st, const char *message) {
+    ak__serve_fail_http(x, 0, st, message, NULL);
 }
 
 /* Answers with {"result": v}. */
@@ -153,12 +170,12 @@ AK_PRIVATE void ak__serve_result(ak__exchange *x, const ak_json *v) {
     x->s->served++;
     if (x->started) {
         ak__serve_frame(x, "data", "result", v);
-    } else if (!x->gone) {
+    } else {
         ak_buf_clear(&x->frame);
         ak_buf_puts(&x->frame, "{\"result\":");
         ak_json_write(v, &x->frame);
         ak_buf_putc(&x->frame, '}');
-        if (ak__serve_start(x, 200, "application/json; charset=utf-8") == AK_OK) ak__serve_send_frame(x);
+        ak__serve_json(x, 200, 1, NULL);
     }
     ak__serve_end(x);
 }
@@ -212,13 +229,14 @@ AK_PRIVATE ak_result ak__serve_health(ak_serve *s, ak__exchange *x) {
     ak_json_set(d, o, "agents", names);
     ak_buf_clear(&x->frame);
     ak_json_write(o, &x->frame);
-    if (ak__serve_start(x, 200, "application/json; charset=utf-8") == AK_OK) ak__serve_send_frame(x);
+    ak__serve_json(x, 200, 0, NULL);
     ak__serve_end(x);
     return AK_OK;
 }
 
 AK_PRIVATE void ak__serve_preflight(ak_serve *s, ak__exchange *x) {
     ak_header h[4];
+    x->started = 1;
     h[0].name = "Access-Control-Allow-Origin", h[0].value = s->desc.cors_origin;
     h[1].name = "Access-Control-Allow-Methods", h[1].value = "POST, GET, OPTIONS";
     h[2].name = "Access-Control-Allow-Headers", h[2].value = "Content-Type, Authorization, Accept";
@@ -300,7 +318,7 @@ AK_PRIVATE int ak__serve_prepare(ak_serve *s, ak__exchange *x, const ak_serve_re
     ak_error e;
     *body = *context = NULL;
     if (req->body_len > s->desc.max_body) {
-        ak__serve_fail(x, AK_STATUS_RESOURCE_EXHAUSTED, "request body too large");
+        ak__serve_fail_http(x, 413, AK_STATUS_RESOURCE_EXHAUSTED, "Request body is too large.", NULL);
         return 0;
     }
     if (s->desc.auth && s->desc.auth(s->desc.auth_ud, req, &x->doc, context, &e) != AK_OK) {
@@ -310,7 +328,8 @@ AK_PRIVATE int ak__serve_prepare(ak_serve *s, ak__exchange *x, const ak_serve_re
     AK_MEMSET(&po, 0, sizeof po);
     po.max_depth = s->desc.max_depth;
     if (ak_json_parse_value(&x->doc, req->body ? req->body : "", req->body_len, &po, body, &e) != AK_OK) {
-        ak__serve_fail(x, AK_STATUS_INVALID_ARGUMENT, e.message);
+        ak__serve_fail(x, AK_STATUS_INVALID_ARGUMENT,
+                       e.code == AK_ERR_JSON_DEPTH ? "Request body is nested too deeply." : "Request body is not valid JSON.");
         return 0;
     }
     if (!ak_json_is(*body, AK_JSON_OBJECT)) {
@@ -318,6 +337,15 @@ AK_PRIVATE int ak__serve_prepare(ak_serve *s, ak__exchange *x, const ak_serve_re
         return 0;
     }
     return 1;
+}
+
+/* 404 "Cannot POST /x", as Express words it. */
+AK_PRIVATE void ak__serve_not_found(ak__exchange *x, const ak_serve_request *req) {
+    char msg[AK_ERROR_MAX];
+    ak_buf b;
+    ak_buf_init_fixed(&b, msg, sizeof msg);
+    ak_buf_printf(&b, "Cannot %s %s", req->method ? req->method : "?", req->path);
+    ak__serve_fail(x, AK_STATUS_NOT_FOUND, msg);
 }
 
 AKDEF ak_result ak_serve_handle(ak_serve *s, const ak_serve_request *req, ak_http_writer *w) {
@@ -337,21 +365,26 @@ AKDEF ak_result ak_serve_handle(ak_serve *s, const ak_serve_request *req, ak_htt
     ak_buf_init(&x->frame, a);
     if (health) {
         if (req->method && ak__streq(req->method, "GET")) ak__serve_health(s, x);
-        else ak__serve_fail(x, AK_STATUS_INVALID_ARGUMENT, "use GET /healthz");
+        else ak__serve_not_found(x, req);
     } else if (req->method && ak__streq(req->method, "OPTIONS") && s->desc.cors_origin) {
         ak__serve_preflight(s, x);
-    } else if (!agent) {
-        ak__serve_fail(x, AK_STATUS_NOT_FOUND, "no such agent");
+    } else if (!agent || (*action && !ak__streq(action, "getSnapshot") && !ak__streq(action, "abort"))) {
+        ak__serve_not_found(x, req);
     } else if (!post) {
-        ak__serve_fail(x, AK_STATUS_INVALID_ARGUMENT, "agent routes take POST");
-    } else if (*action && !ak__streq(action, "getSnapshot") && !ak__streq(action, "abort")) {
-        ak__serve_fail(x, AK_STATUS_NOT_FOUND, "no such route");
+        ak_header allow;
+        char msg[AK_ERROR_MAX];
+        ak_buf b;
+        ak_buf_init_fixed(&b, msg, sizeof msg);
+        ak_buf_printf(&b, "Method %s is not allowed on %s; use POST.", req->method ? req->method : "?", req->path);
+        allow.name = "Allow", allow.value = "POST";
+        ak__serve_fail_http(x, 405, AK_STATUS_UNIMPLEMENTED, msg, &allow);
     } else {
         x->streaming = ak__serve_has(ak_serve_header(req, "accept"), "text/event-stream") ||
                        ak__serve_stream_query(req->query);
         /* auth and body problems are reported before any streaming headers, as Genkit does */
         if (ak__serve_prepare(s, x, req, &body, &context)) {
-            if (x->streaming && ak__serve_start(x, 200, "text/event-stream") != AK_OK) x->gone = 1;
+            /* Genkit's express handler streams as text/plain, chunked; its client does not care */
+            if (x->streaming && ak__serve_start(x, 200, "text/plain", NULL, 0, NULL) != AK_OK) x->gone = 1;
             if (*action) ak__serve_companion(x, agent, action, ak_json_get(body, "data"), context);
             else ak__serve_turn(x, agent, body, context);
         }

@@ -227,8 +227,8 @@ AKDEF ak_json *ak_session_state_to_json(const ak_session_state *s, ak_json_doc *
     ak_json *o = ak_json_new_object(d);
     if (!o) return NULL;
     /* Genkit writes these keys in this order. */
-    ak_json_set(d, o, "artifacts", s->artifacts ? ak_json_copy(d, s->artifacts->value) : ak_json_new_array(d));
     if (s->custom) ak_json_set(d, o, "custom", ak_json_copy(d, s->custom->value));
+    ak_json_set(d, o, "artifacts", s->artifacts ? ak_json_copy(d, s->artifacts->value) : ak_json_new_array(d));
     ak_json_set(d, o, "messages", ak_msgs_to_json(s->messages, d));
     if (s->session_id) ak_json_set_str(d, o, "sessionId", s->session_id);
     return d->err ? NULL : o;
@@ -359,16 +359,17 @@ AKDEF ak_json *ak_snapshot_to_json(const ak_snapshot *s, ak_snapshot_status stat
     ak_json *o = ak_json_new_object(d);
     ak_snapshot_status st = status_override ? status_override : s->status;
     if (!o) return NULL;
+    /* Genkit's key order, so stored and served snapshots read the same */
     ak_json_set_str(d, o, "snapshotId", s->id ? s->id : "");
     if (s->session_id) ak_json_set_str(d, o, "sessionId", s->session_id);
-    if (s->parent_id) ak_json_set_str(d, o, "parentId", s->parent_id);
     ak__set_time(d, o, "createdAt", s->created_at);
     if (s->updated_at) ak__set_time(d, o, "updatedAt", s->updated_at);
-    if (s->heartbeat_at) ak__set_time(d, o, "heartbeatAt", s->heartbeat_at);
+    ak_json_set(d, o, "state", ak_session_state_to_json(&s->state, d));
+    if (s->parent_id) ak_json_set_str(d, o, "parentId", s->parent_id);
     if (st) ak_json_set_str(d, o, "status", ak_snapshot_status_name(st));
     if (s->has_finish_reason) ak_json_set_str(d, o, "finishReason", ak_finish_reason_name(s->finish_reason));
     if (s->error) ak_json_set(d, o, "error", ak_json_copy(d, s->error->value));
-    ak_json_set(d, o, "state", ak_session_state_to_json(&s->state, d));
+    if (s->heartbeat_at) ak__set_time(d, o, "heartbeatAt", s->heartbeat_at);
     return d->err ? NULL : o;
 }
 

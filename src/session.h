@@ -81,7 +81,7 @@ AKDEF ak_result ak_session_state_copy(const ak_allocator *a, const ak_session_st
                                       ak_session_state *to);
 AKDEF void ak_session_state_free(const ak_allocator *a, ak_session_state *s);
 AKDEF ak_result ak_session_state_set_id(const ak_allocator *a, ak_session_state *s, const char *id);
-/* {"artifacts":[...],"custom"?:...,"messages":[...],"sessionId":...} in d. */
+/* {"custom"?:...,"artifacts":[...],"messages":[...],"sessionId":...} in d (Genkit's order). */
 AKDEF ak_json *ak_session_state_to_json(const ak_session_state *s, ak_json_doc *d);
 /* From a SessionState value (validated: messages must be valid messages, artifacts an
    array of {name?, parts}); the state is copied. */
@@ -116,9 +116,9 @@ AKDEF ak_snapshot *ak_snapshot_retain(ak_snapshot *s);
 AKDEF void ak_snapshot_release(ak_snapshot *s);
 AKDEF ak_result ak_snapshot_set_error(ak_snapshot *s, ak_status status, const char *message,
                                       const ak_json *details);
-/* SessionSnapshot JSON in d: {snapshotId, sessionId, parentId?, createdAt, updatedAt?,
-   heartbeatAt?, status?, finishReason?, error?, state}. status_override (NONE = keep) lets
-   readers report "expired". */
+/* SessionSnapshot JSON in d, in Genkit's key order: {snapshotId, sessionId, createdAt,
+   updatedAt?, state, parentId?, status?, finishReason?, error?, heartbeatAt?}.
+   status_override (NONE = keep) lets readers report "expired". */
 AKDEF ak_json *ak_snapshot_to_json(const ak_snapshot *s, ak_snapshot_status status_override,
                                    ak_json_doc *d);
 /* Parses a SessionSnapshot (as stored or sent); AK_ERR_DATA_LOSS with a message saying what
@@ -173,16 +173,30 @@ AKDEF int ak_id_is_safe(const char *id);
 
 /* ---- in-memory store ------------------------------------------------------------------ */
 
-typedef struct ak_memstore_entry ak_memstore_entry;
+/* How many recently written or read snapshots keep their message list parsed ("hot"). Older
+   ones keep only what their turn added, as compact JSON text, and are rebuilt when read. */
+#ifndef AK_MEMSTORE_HOT
+#define AK_MEMSTORE_HOT 64
+#endif
+
+typedef struct ak__memrow ak__memrow;
+typedef struct ak__memsess ak__memsess;
 typedef struct ak_memstore_watch ak_memstore_watch;
 
+/* Snapshots live as compact rows: a binary id (for UUIDs), the parent's id, the messages the
+   turn added as compact JSON text, and shared references to custom state and artifacts. A
+   conversation of N turns costs N small rows, not N copies of its history. */
 typedef struct ak_memstore {
     ak_store store;              /* hand &store to agents */
     ak_context *ctx;
-    ak_memstore_entry **buckets; /* snapshots by id */
-    size_t bucket_count, count;
+    ak__memrow **rows;           /* hash table by snapshot id */
+    size_t row_buckets, count;
+    ak__memsess **sessions;      /* hash table by session id */
+    size_t session_buckets, session_count;
+    ak__memrow *hot[AK_MEMSTORE_HOT]; /* ring of rows whose message list is kept parsed */
+    size_t hot_next;
     ak_memstore_watch *watches;
-    uint64_t seq;                /* write counter */
+    uint32_t seq;                /* write counter */
     int reject_branching;        /* sessionId lookups with several leaves fail */
 } ak_memstore;
 
@@ -207,7 +221,9 @@ AKDEF void ak_memstore_free(ak_memstore *m);
    naming the file; they never hide other rows. A sessionId scan skips rows it cannot parse
    (their session is unknown) and logs each at WARN; a row of the session that parses but
    whose delta chain is broken fails the lookup with DATA_LOSS. Snapshot ids must pass
-   ak_id_is_safe and may not start with '.' (the store's own files do). */
+   ak_id_is_safe and may not start with '.' (the store's own files do). Watch listeners run
+   inside save (for this store's writes) and poll (for other processes' writes, noticed by
+   content), after the lock is released, so they may call the store. */
 
 /* Rows kept in memory (recently read or written): resuming the latest snapshot neither
    re-reads nor re-parses its chain. */

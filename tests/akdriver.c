@@ -32,6 +32,7 @@ void drv_print_line(const ak_buf *b) {
 static const struct { const char *name; int (*fn)(int, char **); const char *usage; } commands[] = {
     {"json-parse", drv_json_parse, "json-parse [FILE]"},
     {"conformance", drv_conformance, "conformance SPEC.json [--filter SUBSTRING]"},
+    {"serve", drv_serve, "serve --port N [--host H]"},
     {"json-patch", drv_json_patch, "json-patch DOC PATCH"},
     {"sse", drv_sse, "sse [--chunk N]"},
     {"model-response", drv_model_response, "model-response PROVIDER [--stream] [--chunk N] [--status CODE] [--header 'K: V']... [FILE]"},

@@ -12,6 +12,7 @@ void drv_print_line(const ak_buf *b);
 
 int drv_json_parse(int argc, char **argv);
 int drv_conformance(int argc, char **argv);
+int drv_serve(int argc, char **argv);
 int drv_json_patch(int argc, char **argv);
 int drv_sse(int argc, char **argv);
 int drv_model_response(int argc, char **argv);

@@ -378,7 +378,7 @@ static void chat_api_runs_turns_resumes_and_loads(void) {
     CHECK_OK(ak_chat_send(&chat, "transfer 100", &r, &e));
     CHECK_EQ(r.finish_reason, AK_FINISH_INTERRUPTED);
     CHECK_EQ(ak_json_len(r.interrupts), 1);
-    CHECK_STR(js(ak_json_path(r.interrupts, "[0].toolRequest")), "{\"name\":\"approveTransfer\",\"input\":{\"amount\":100},\"ref\":\"t1\"}");
+    CHECK_STR(js(ak_json_path(r.interrupts, "[0].toolRequest")), "{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"input\":{\"amount\":100}}");
     ak_response_free(&r);
     CHECK_OK(ak_chat_resume(&chat, parse(&d, "[{\"toolResponse\":{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"output\":{\"approved\":true}}}]"),
                             NULL, &r, &e));

@@ -49,6 +49,41 @@ static void request_settings(void) {
     ak_json_doc_free(&d);
 }
 
+/* Thinking signatures and redacted thinking go back byte for byte in the next request. */
+static void signatures_round_trip(void) {
+    static const char turn2_fmt[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Q\"}]},{\"role\":\"model\",\"content\":%s},"
+        "{\"role\":\"user\",\"content\":[{\"text\":\"more\"}]}]}";
+    char *body = mf_read("tests/fixtures/anthropic/thinking.sse", NULL), turn2[2048];
+    mf_case c;
+    ak_buf out, req;
+    ak_json_doc d;
+    ak_json *resp = NULL, *r2 = NULL;
+    ak_error e;
+    memset(&c, 0, sizeof c);
+    c.adapter = ak_adapter_anthropic();
+    c.stream = 1;
+    c.body = body, c.len = body ? strlen(body) : 0;
+    ak_buf_init(&out, NULL);
+    ak_buf_init(&req, NULL);
+    ak_json_doc_init(&d, NULL);
+    CHECK_EQ(mf_run(&c, 0, 0, NULL, &out, NULL), 0);
+    CHECK_OK(ak_json_parse_value(&d, out.ptr, out.len, NULL, &resp, &e));
+    ak_buf_clear(&out);
+    ak_json_write(ak_json_path(resp, "message.content"), &out);
+    snprintf(turn2, sizeof turn2, turn2_fmt, out.ptr);
+    CHECK_OK(ak_json_parse_value(&d, turn2, strlen(turn2), NULL, &r2, &e));
+    CHECK_OK(ac_build("anthropic", r2, 0, NULL, &req, &e));
+    CHECK(strstr(req.ptr, "{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"Let me think step by step.\","
+                          "\"signature\":\"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+/==\"},"
+                          "{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP\"},"
+                          "{\"type\":\"text\",\"text\":\"42.\"}]}") != NULL);
+    ak_buf_free(&out);
+    ak_buf_free(&req);
+    ak_json_doc_free(&d);
+    free(body);
+}
+
 /* Every allocation of a request build may fail: a clean error and nothing leaked. */
 static void build_full_request_with(const ak_allocator *a, void *ud) {
     ak_buf out;
@@ -304,6 +339,7 @@ int main(void) {
     RUN(response_fixtures_whole_bytewise_and_cut_everywhere);
     RUN(request_golden_files);
     RUN(request_settings);
+    RUN(signatures_round_trip);
     RUN(allocation_failures_are_clean);
     RUN(hostile_streams_fail_cleanly);
     RUN(retry_hints_drive_the_retry_policy);

@@ -159,8 +159,8 @@ static void hostile_streams_fail_cleanly(void) {
     ak_buf_clear(&out);
     c.body = odd_types, c.len = sizeof odd_types - 1;
     ac_decode_limited(&c, 1000, &out);
-    CHECK_STR(out.ptr, "{\"message\":{\"role\":\"model\",\"content\":[{\"toolRequest\":{\"name\":\"f\",\"input\":{},"
-                       "\"ref\":\"gemini-call-0\"}}]},\"finishReason\":\"unknown\"}");
+    CHECK_STR(out.ptr, "{\"message\":{\"role\":\"model\",\"content\":[{\"toolRequest\":{\"name\":\"f\",\"ref\":\"gemini-call-0\","
+                       "\"input\":{}}}]},\"finishReason\":\"unknown\"}");
 
     ak_buf_clear(&out);
     c.body = not_object, c.len = sizeof not_object - 1;

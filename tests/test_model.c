@@ -34,7 +34,7 @@ static void finish_reasons_and_parts(void) {
     CHECK_OK(ak_msg_add(m, ak_part_text(&d, "world")));
     CHECK_OK(ak_msg_add(m, ak_part_media(&d, "data:image/png;base64,AAAA", "image/png")));
     CHECK_STR(write_json(m), "{\"role\":\"model\",\"content\":[{\"text\":\"hello \"},{\"toolRequest\":{\"name\":\"getWeather\","
-              "\"input\":{\"city\":\"Oslo\"},\"ref\":\"w1\"}},{\"text\":\"world\"},{\"media\":{\"url\":\"data:image/png;base64,AAAA\","
+              "\"ref\":\"w1\",\"input\":{\"city\":\"Oslo\"}}},{\"text\":\"world\"},{\"media\":{\"url\":\"data:image/png;base64,AAAA\","
               "\"contentType\":\"image/png\"}}]}");
     ak_buf_init(&b, NULL);
     ak_msg_text(m, &b);
@@ -246,16 +246,16 @@ static void scripted_model_follows_the_interop_table(void) {
     CHECK_STR(scripted("[" USER("stream a b c") "]"), ANSWER("a b c"));
     CHECK_STR(chunks_seen, "{\"content\":[{\"text\":\"a \"}]}{\"content\":[{\"text\":\"b \"}]}{\"content\":[{\"text\":\"c\"}]}");
     CHECK_STR(scripted("[" USER("weather Oslo") "]"),
-              TOOLREQ("{\"toolRequest\":{\"name\":\"getWeather\",\"input\":{\"city\":\"Oslo\"},\"ref\":\"w1\"}}"));
+              TOOLREQ("{\"toolRequest\":{\"name\":\"getWeather\",\"ref\":\"w1\",\"input\":{\"city\":\"Oslo\"}}}"));
     CHECK_STR(scripted("[" USER("transfer 100") "]"),
-              TOOLREQ("{\"toolRequest\":{\"name\":\"approveTransfer\",\"input\":{\"amount\":100},\"ref\":\"t1\"}}"));
+              TOOLREQ("{\"toolRequest\":{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"input\":{\"amount\":100}}}"));
     CHECK_STR(scripted("[" USER("transfer lots") "]"),
-              TOOLREQ("{\"toolRequest\":{\"name\":\"approveTransfer\",\"input\":{\"amount\":null},\"ref\":\"t1\"}}"));
+              TOOLREQ("{\"toolRequest\":{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"input\":{\"amount\":null}}}"));
     CHECK_STR(scripted("[" USER("delete /tmp/x y") "]"),
-              TOOLREQ("{\"toolRequest\":{\"name\":\"deleteFile\",\"input\":{\"path\":\"/tmp/x y\"},\"ref\":\"d1\"}}"));
+              TOOLREQ("{\"toolRequest\":{\"name\":\"deleteFile\",\"ref\":\"d1\",\"input\":{\"path\":\"/tmp/x y\"}}}"));
     CHECK_STR(scripted("[" USER("both") "]"),
-              TOOLREQ("{\"toolRequest\":{\"name\":\"getWeather\",\"input\":{\"city\":\"Oslo\"},\"ref\":\"w1\"}},"
-                      "{\"toolRequest\":{\"name\":\"approveTransfer\",\"input\":{\"amount\":5},\"ref\":\"t1\"}}"));
+              TOOLREQ("{\"toolRequest\":{\"name\":\"getWeather\",\"ref\":\"w1\",\"input\":{\"city\":\"Oslo\"}}},"
+                      "{\"toolRequest\":{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"input\":{\"amount\":5}}}"));
     CHECK_STR(scripted("[" SYS("be nice") "," USER("a") ",{\"role\":\"model\",\"content\":[]}," USER("count") "]"),
               ANSWER("history=3"));
     CHECK_STR(scripted("[" SYS("be nice") "," USER("system?") "]"), ANSWER("system=be nice"));

@@ -14,6 +14,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 static int slow = 1; /* timing multiplier for valgrind, which makes everything slower */
 
@@ -43,6 +46,18 @@ static void kill_children(void) {
             waitpid(children[i], NULL, 0);
             children[i] = 0;
         }
+}
+
+/* Killed by a signal: children go too (kill and waitpid are safe in a handler). */
+static void on_signal(int sig) {
+    int i;
+    for (i = 0; i < nchildren; i++)
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+        }
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static void forget_child(pid_t pid) {
@@ -113,7 +128,10 @@ static void child_run(int lfd, const step *s, int report) {
     static char req[1 << 20];
     size_t n = 0, he = 0;
     int fd;
-    alarm(20);
+    alarm(20); /* and, on Linux, dies with the test: */
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
     fd = accept(lfd, NULL, NULL);
     for (; s->op != S_END && fd >= 0; s++) {
         switch (s->op) {
@@ -981,6 +999,82 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     CHECK_EQ(e.ta.live, 0);
 }
 
+/* A client that pipelines more than the server buffers during a response, then resets: the
+   hang-up is still noticed (no busy poll loop, the holder is told). */
+static void a_hang_up_is_seen_even_with_input_backed_up(void) {
+    env e;
+    app a;
+    ak_http_server s;
+    ak_http_server_desc d;
+    char junk[4096];
+    int fd, polls = 0;
+    struct linger l;
+    long long t0;
+    env_init(&e, 0);
+    memset(&a, 0, sizeof a);
+    memset(junk, 'j', sizeof junk);
+    d = srv_desc(&e, &a);
+    d.limits.max_header_bytes = 64;
+    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    fd = cli_connect(ak_http_server_port(&s));
+    cli_puts(&s, fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    pump(&s, 50);
+    CHECK_EQ(a.nheld, 1);
+    cli_send(&s, fd, junk, sizeof junk); /* far more than the 64 bytes kept while answering */
+    pump(&s, 50);
+    l.l_onoff = 1;
+    l.l_linger = 0;
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+    t0 = now_ms();
+    while (a.closes == 0 && now_ms() - t0 < 300 * slow) {
+        ak_http_server_poll(&s, 50);
+        polls++;
+    }
+    CHECK_EQ(a.closes, 1);
+    CHECK_MSG(polls < 20, "%d polls: the server spun instead of waiting", polls);
+    if (a.nheld) CHECK_EQ(a.held[0]->end(a.held[0]->ud), AK_ERR_CLOSED);
+    ak_http_server_free(&s);
+    CHECK_EQ(e.ta.live, 0);
+}
+
+/* A client that half-closes and never reads a big answer: no busy loop while the answer
+   waits, then the write timeout drops it. */
+static void a_half_closed_client_does_not_make_the_server_spin(void) {
+    static char big[8 << 20];
+    env e;
+    app a;
+    ak_http_server s;
+    ak_http_server_desc d;
+    int fd, polls = 0, rcvbuf = 4096;
+    long long t0;
+    env_init(&e, 0);
+    memset(&a, 0, sizeof a);
+    memset(big, 'b', sizeof big);
+    d = srv_desc(&e, &a);
+    d.write_timeout_ms = 400 * slow;
+    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    fd = cli_connect(ak_http_server_port(&s));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    cli_puts(&s, fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    pump(&s, 50);
+    CHECK_EQ(a.nheld, 1);
+    CHECK_OK(a.held[0]->start(a.held[0]->ud, 200, NULL, 0));
+    CHECK_OK(a.held[0]->write(a.held[0]->ud, big, sizeof big));
+    CHECK_OK(a.held[0]->end(a.held[0]->ud)); /* ended: waiting for the client to read it */
+    shutdown(fd, SHUT_WR);
+    t0 = now_ms();
+    while (ak_http_server_connections(&s) && now_ms() - t0 < 2000 * slow) {
+        ak_http_server_poll(&s, 50);
+        polls++;
+    }
+    CHECK_EQ(ak_http_server_connections(&s), 0);
+    CHECK_MSG(polls < 40, "%d polls: the server spun instead of waiting", polls);
+    close(fd);
+    ak_http_server_free(&s);
+    CHECK_EQ(e.ta.live, 0);
+}
+
 typedef struct bad_case {
     const char *request;
     const char *status;
@@ -1353,6 +1447,9 @@ static void server_survives_allocation_failure(void) {
 int main(void) {
     if (getenv("AK_VALGRIND")) slow = 5;
     atexit(kill_children);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     RUN(blocking_content_length_response);
     RUN(blocking_chunked_and_close_delimited_responses);
     RUN(head_requests_have_no_body);
@@ -1370,6 +1467,8 @@ int main(void) {
     RUN(expect_continue_gets_100_before_the_body);
     RUN(a_stream_does_not_block_other_clients);
     RUN(a_departed_client_is_reported_to_the_writer);
+    RUN(a_hang_up_is_seen_even_with_input_backed_up);
+    RUN(a_half_closed_client_does_not_make_the_server_spin);
     RUN(hostile_requests_get_their_4xx_and_a_close);
     RUN(slow_clients_time_out);
     RUN(connections_beyond_the_limit_get_503);

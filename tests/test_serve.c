@@ -413,10 +413,10 @@ static void server_answers_bad_requests_with_the_right_status(void) {
     CHECK_STR(raw(&f, "GET", "/healthz", NULL, NULL),
               "200 {\"ok\":true,\"agents\":[\"chatAgent\",\"toolAgent\",\"interruptAgent\",\"storeAgent\",\"stateAgent\",\"clientStateAgent\"]}");
     CHECK_STR(raw(&f, "POST", "/elsewhere", NULL, "{}"), "unhandled");
-    CHECK_STR(raw(&f, "POST", "/api/nobody", NULL, "{}"), "404 {\"status\":\"NOT_FOUND\",\"message\":\"no such agent\"}");
-    CHECK_STR(raw(&f, "GET", "/api/chatAgent", NULL, NULL), "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"agent routes take POST\"}");
+    CHECK_STR(raw(&f, "POST", "/api/nobody", NULL, "{}"), "404 {\"status\":\"NOT_FOUND\",\"message\":\"Cannot POST /api/nobody\"}");
+    CHECK_STR(raw(&f, "GET", "/api/chatAgent", NULL, NULL), "405 {\"status\":\"UNIMPLEMENTED\",\"message\":\"Method GET is not allowed on /api/chatAgent; use POST.\"}");
     CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, "{\"data\":"),
-              "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"unexpected end of input at offset 8\"}");
+              "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"Request body is not valid JSON.\"}");
     CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, "[1]"),
               "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"the request body must be a JSON object {\\\"data\\\": ..., \\\"init\\\": ...}\"}");
     CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, "{\"data\":{}}"),
@@ -425,9 +425,9 @@ static void server_answers_bad_requests_with_the_right_status(void) {
               "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"input.message: role must be one of user, model, system, tool\"}");
     memset(big, '[', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, big), "429 {\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"request body too large\"}");
+    CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, big), "413 {\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"Request body is too large.\"}");
     CHECK(strstr(raw(&f, "POST", "/api/chatAgent", NULL, "{\"data\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],\"init\":{}}"),
-                 "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"nesting too deep") != NULL);
+                 "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"Request body is nested too deeply.\"}") != NULL);
     CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, "{\"data\":{},\"init\":{\"snapshotId\":\"../../etc/passwd\"}}"),
               "400 {\"status\":\"FAILED_PRECONDITION\",\"message\":\"Cannot use 'snapshotId' with agent 'chatAgent': this agent has "
               "no store configured (client-managed state). Send 'state' instead.\"}");
@@ -438,12 +438,12 @@ static void server_answers_bad_requests_with_the_right_status(void) {
     CHECK_STR(raw(&f, "POST", "/api/storeAgent/getSnapshot", NULL, "{\"data\":{\"snapshotId\":\"../x\"}}"),
               "404 {\"status\":\"NOT_FOUND\",\"message\":\"Snapshot '../x' not found for agent 'storeAgent'.\"}");
     CHECK_STR(raw(&f, "POST", "/api/storeAgent/getSnapshot", NULL, "{\"data\":{}}"),
-              "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"Exactly one of 'snapshotId' or 'sessionId' must be provided.\"}");
+              "400 {\"status\":\"INVALID_ARGUMENT\",\"message\":\"getSnapshot requires exactly one of 'snapshotId' or 'sessionId' (got neither).\"}");
     CHECK_STR(raw(&f, "POST", "/api/chatAgent/getSnapshot", NULL, "{\"data\":{\"snapshotId\":\"x\"}}"),
-              "400 {\"status\":\"FAILED_PRECONDITION\",\"message\":\"getSnapshotData requires a persistent store, but agent "
-              "'chatAgent' has none (client-managed state).\"}");
+              "400 {\"status\":\"FAILED_PRECONDITION\",\"message\":\"getSnapshotData requires a persistent store. Provide a "
+              "'store' when defining 'chatAgent'.\"}");
     CHECK_STR(raw(&f, "POST", "/api/storeAgent/abort", NULL, "{\"data\":{\"snapshotId\":\"x\"}}"), "200 {\"result\":{\"snapshotId\":\"x\"}}");
-    CHECK_STR(raw(&f, "POST", "/api/storeAgent/nonsense", NULL, "{}"), "404 {\"status\":\"NOT_FOUND\",\"message\":\"no such route\"}");
+    CHECK_STR(raw(&f, "POST", "/api/storeAgent/nonsense", NULL, "{}"), "404 {\"status\":\"NOT_FOUND\",\"message\":\"Cannot POST /api/storeAgent/nonsense\"}");
     /* a detach on a client-managed agent */
     CHECK_STR(raw(&f, "POST", "/api/chatAgent", NULL, "{\"data\":{\"detach\":true},\"init\":{}}"),
               "400 {\"status\":\"FAILED_PRECONDITION\",\"message\":\"Detach is only supported when a session store is provided.\"}");

@@ -74,11 +74,12 @@ static void state_and_snapshot_round_trip_json(void) {
     ak_session_state st;
     ak_snapshot *s, *back;
     ak_error e;
-    const char *state_json = "{\"artifacts\":[{\"name\":\"a\",\"parts\":[{\"text\":\"x\"}]}],\"custom\":{\"counter\":2},"
+    const char *state_json = "{\"custom\":{\"counter\":2},\"artifacts\":[{\"name\":\"a\",\"parts\":[{\"text\":\"x\"}]}],"
                              "\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],\"sessionId\":\"s1\"}";
-    const char *snap_json = "{\"snapshotId\":\"id1\",\"sessionId\":\"s1\",\"parentId\":\"id0\",\"createdAt\":\"2026-11-21T10:00:00.123Z\","
-                            "\"updatedAt\":\"2026-11-21T10:00:00.123Z\",\"status\":\"failed\",\"finishReason\":\"failed\","
-                            "\"error\":{\"status\":\"INTERNAL\",\"message\":\"boom\"},\"state\":{\"artifacts\":[],\"messages\":[],\"sessionId\":\"s1\"}}";
+    const char *snap_json = "{\"snapshotId\":\"id1\",\"sessionId\":\"s1\",\"createdAt\":\"2026-11-21T10:00:00.123Z\","
+                            "\"updatedAt\":\"2026-11-21T10:00:00.123Z\",\"state\":{\"artifacts\":[],\"messages\":[],\"sessionId\":\"s1\"},"
+                            "\"parentId\":\"id0\",\"status\":\"failed\",\"finishReason\":\"failed\","
+                            "\"error\":{\"status\":\"INTERNAL\",\"message\":\"boom\"}}";
     ak_json_doc_init(&d, NULL);
     CHECK_OK(ak_session_state_from_json(a, parse(&d, state_json), &st, &e));
     CHECK_STR(st.session_id, "s1");
@@ -141,8 +142,9 @@ static ak_result put(void *ud, const ak_snapshot *cur, ak_snapshot **next) {
     *next = ak_snapshot_retain((ak_snapshot *)ud);
     return AK_OK;
 }
+/* Records the id of the current row (the snapshot is only valid during the call). */
 static ak_result skip(void *ud, const ak_snapshot *cur, ak_snapshot **next) {
-    *(const ak_snapshot **)ud = cur;
+    snprintf((char *)ud, 64, "%s", cur ? cur->id : "(none)");
     *next = NULL;
     return AK_OK;
 }
@@ -168,7 +170,7 @@ static void memstore_finds_snapshots_and_latest_leaves(void) {
     t_alloc ta;
     ak_memstore m;
     ak_snapshot *got, *abort_snap;
-    const ak_snapshot *seen = NULL;
+    char seen[64] = "";
     ak_error e;
     void *tok;
     char written[AK_ID_MAX + 1], id[32];
@@ -211,8 +213,8 @@ static void memstore_finds_snapshots_and_latest_leaves(void) {
     CHECK_OK(save_snap(&m, "self", "me", "self", 1)); /* Genkit's detached parentId == own id */
     CHECK_EQ(m.store.get(&m.store, NULL, "me", NULL, &got, &e), AK_ERR_STATE);
     /* a mutator sees the current row and may skip */
-    CHECK_OK(m.store.save(&m.store, "b", skip, &seen, NULL, written, &e));
-    CHECK(seen && strcmp(seen->id, "b") == 0 && written[0] == 0);
+    CHECK_OK(m.store.save(&m.store, "b", skip, seen, NULL, written, &e));
+    CHECK(strcmp(seen, "b") == 0 && written[0] == 0);
     /* watchers hear writes to their id */
     CHECK_OK(m.store.watch(&m.store, "b", on_write, NULL, NULL, &tok));
     abort_snap = ak_snapshot_new(ak_context_allocator(&ctx), "b", "s", "a", NULL);
@@ -267,11 +269,80 @@ static void memstore_survives_allocation_failures(void) {
     CHECK(ok);
 }
 
+/* A snapshot whose list is parent's first `keep` messages plus one new message. */
+static ak_snapshot *turn_snap(ak_context *ctx, ak_json_doc *d, const char *id, const char *parent, const ak_snapshot *from,
+                              size_t keep, const char *text) {
+    const ak_allocator *a = ak_context_allocator(ctx);
+    ak_snapshot *s = ak_snapshot_new(a, id, "sess", parent, from ? &from->state : NULL);
+    ak_json *msg = ak_msg_new(d, "user");
+    ak_msg_add(msg, ak_part_text(d, text));
+    if (from) ak_msgs_truncate(a, &s->state.messages, keep);
+    ak_msgs_append(a, &s->state.messages, msg);
+    s->status = AK_SNAPSHOT_COMPLETED;
+    return s;
+}
+
+static void memstore_rebuilds_cold_rows_exactly(void) {
+    ak_context ctx;
+    ak_memstore m;
+    ak_json_doc d;
+    ak_snapshot *prev = NULL, *s, *got;
+    char id[64], parent[64] = "", text[128], written[AK_ID_MAX + 1];
+    const char *odd = "tab\t quote\" emoji \xF0\x9F\x98\x80 ctrl \x01 {\"role\":\"user\" \"}]}";
+    int i;
+    ak_context_init(&ctx, NULL);
+    ak_memstore_init(&m, &ctx);
+    ak_json_doc_init(&d, NULL);
+    /* 3 x AK_MEMSTORE_HOT turns: the early rows go cold and must rebuild from their ancestors */
+    for (i = 0; i < 3 * AK_MEMSTORE_HOT; i++) {
+        if (i % 2) snprintf(id, sizeof id, "%08x-0000-4000-8000-%012x", i, i); /* UUIDs */
+        else snprintf(id, sizeof id, "turn-%d", i);                          /* and not */
+        snprintf(text, sizeof text, "message %d %s", i, i == 5 ? odd : "");
+        s = turn_snap(&ctx, &d, id, i ? parent : NULL, prev, (size_t)i, text);
+        CHECK_OK(m.store.save(&m.store, id, put, s, NULL, written, NULL));
+        CHECK_STR(written, id);
+        ak_snapshot_release(prev);
+        prev = s;
+        snprintf(parent, sizeof parent, "%s", id);
+    }
+    ak_snapshot_release(prev);
+    CHECK_OK(m.store.get(&m.store, "turn-6", NULL, NULL, &got, NULL));
+    CHECK(got != NULL);
+    if (got) {
+        CHECK_EQ(ak_msgs_count(got->state.messages), 7);
+        CHECK_STR(ak_json_str(ak_json_path(ak_msgs_at(got->state.messages, 5), "content[0].text")),
+                  "message 5 tab\t quote\" emoji \xF0\x9F\x98\x80 ctrl \x01 {\"role\":\"user\" \"}]}");
+        CHECK_STR(got->parent_id, "00000005-0000-4000-8000-000000000005");
+        CHECK_STR(got->session_id, "sess");
+    }
+    /* a branch from turn-6 keeping only 3 of its messages */
+    s = turn_snap(&ctx, &d, "branch", "turn-6", got, 3, "branched");
+    CHECK_OK(m.store.save(&m.store, "branch", put, s, NULL, written, NULL));
+    ak_snapshot_release(s);
+    ak_snapshot_release(got);
+    /* push everything cold again, then read the branch */
+    for (i = 0; i < AK_MEMSTORE_HOT; i++) {
+        CHECK_OK(m.store.get(&m.store, i % 2 ? "turn-100" : "turn-150", NULL, NULL, &got, NULL));
+        ak_snapshot_release(got);
+    }
+    CHECK_OK(m.store.get(&m.store, "branch", NULL, NULL, &got, NULL));
+    CHECK(got && ak_msgs_count(got->state.messages) == 4);
+    if (got) CHECK_STR(ak_json_str(ak_json_path(ak_msgs_at(got->state.messages, 3), "content[0].text")), "branched");
+    ak_snapshot_release(got);
+    CHECK_OK(m.store.get(&m.store, NULL, "sess", NULL, &got, NULL)); /* the newest leaf */
+    CHECK(got && strcmp(got->id, "branch") == 0);
+    ak_snapshot_release(got);
+    ak_memstore_free(&m);
+    ak_json_doc_free(&d);
+    CHECK_EQ(ctx.mem_in_use, 0);
+}
+
 int main(void) {
     RUN(message_lists_share_prefixes);
     RUN(state_and_snapshot_round_trip_json);
     RUN(timestamps_and_ids);
     RUN(memstore_finds_snapshots_and_latest_leaves);
     RUN(memstore_survives_allocation_failures);
+    RUN(memstore_rebuilds_cold_rows_exactly);
     return t_summary();
 }

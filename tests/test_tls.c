@@ -8,11 +8,20 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 static int slow = 1;
 static char dir[512];
 static pid_t server_pid;
 static int server_port;
+
+/* Every file the test makes, so cleanup can remove them with unlink(), which a signal
+   handler may call (a shell "rm -rf" it may not). */
+static const char *const made[] = {"ca.crt", "ca.key", "ca.srl", "openssl.log", "rogue.crt", "rogue.key",
+                                   "s_server.log", "server.crt", "server.csr", "server.ext", "server.key"};
+static char made_paths[sizeof made / sizeof made[0]][600];
 
 static long long now_ms(void) {
     struct timespec ts;
@@ -20,18 +29,25 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Stops the server and removes the directory: at exit, and on SIGINT/SIGTERM/SIGHUP/
+   SIGALRM (async-signal-safe calls only). */
 static void cleanup(void) {
-    char cmd[600];
+    size_t i;
     if (server_pid > 0) {
         kill(server_pid, SIGKILL);
         waitpid(server_pid, NULL, 0);
         server_pid = 0;
     }
-    if (dir[0]) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-        dir[0] = 0;
-    }
+    if (!dir[0]) return;
+    for (i = 0; i < sizeof made / sizeof made[0]; i++) unlink(made_paths[i]);
+    rmdir(dir);
+    dir[0] = 0;
+}
+
+static void on_signal(int sig) {
+    cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static void path_of(char *out, size_t cap, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
@@ -74,6 +90,9 @@ static int start_server(void) {
     server_pid = fork();
     if (server_pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test, even a SIGKILLed one */
+#endif
         if (fd < 0) _exit(127);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -398,7 +417,15 @@ int main(void) {
         fprintf(stderr, "mkdtemp failed: %s\n", strerror(errno));
         return 1;
     }
+    {
+        size_t i;
+        for (i = 0; i < sizeof made / sizeof made[0]; i++) path_of(made_paths[i], sizeof made_paths[i], made[i]);
+    }
     atexit(cleanup);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    signal(SIGALRM, on_signal);
     if (make_certs() != 0 || start_server() != 0) {
         char log[600];
         size_t len;

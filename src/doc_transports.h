@@ -1,0 +1,1 @@
+/* (transport plug-in guide: being written) */
