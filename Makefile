@@ -54,5 +54,19 @@ bench:
 fuzz:
 	@sh fuzz/run.sh $${FUZZ_SECONDS:-30}
 
+# The embedded size and RAM table for the README: Cortex-M4 and RISC-V builds of
+# tests/embedded, run on QEMU (tests/check_embedded.sh, also a `make check` step).
+.PHONY: size
+size: agentkit.h
+	@sh tests/check_embedded.sh
+
+# The five-minute tour (examples/demo.c): offline on the scripted model, or against the
+# provider the environment names. Sessions go to $(BUILD)/demo-sessions.
+demo: agentkit.h
+	@mkdir -p $(BUILD)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(AKDEFS) -I. examples/demo.c -o $(BUILD)/demo $(LDLIBS)
+	@rm -rf $(BUILD)/demo-sessions
+	@$(BUILD)/demo $(BUILD)/demo-sessions
+
 clean:
 	rm -rf build

@@ -2,7 +2,9 @@
 
    Define an agent (model, system prompt, tools), chat with it in process or over HTTP,
    stream its output, pause it for human approval and resume, persist and branch its
-   sessions, run turns in the background and abort them. Speaks Genkit's wire protocol.
+   sessions, run turns in the background and abort them. Speaks Genkit's wire protocol, so
+   Genkit's JS client and Developer UI work against it; talks to OpenAI (and every
+   OpenAI-compatible server), Anthropic, Gemini and Ollama. No dependencies; C99 or C++11.
 
    DO THIS
    -------
@@ -11,43 +13,252 @@
        #define AGENTKIT_IMPLEMENTATION
        #include "agentkit.h"
 
-   Everywhere else include "agentkit.h" without the define.
+   Everywhere else include "agentkit.h" without the define. For the built-in sockets add
+   -DAK_ENABLE_POSIX (and -DAK_ENABLE_MBEDTLS -lmbedtls -lmbedx509 -lmbedcrypto for https);
+   otherwise plug in your own HTTP client (PLUGGING IN A TRANSPORT, below).
 
-   OPTIONS (define before including; layout-changing ones belong in AK_CONFIG_FILE)
+   QUICK START (examples/quickstart.c: an agent with one tool)
+   -----------
+
+       static ak_result get_weather(ak_tool_call *call) {   (input already schema-checked)
+           ak_json *out = ak_json_new_object(call->doc);
+           ak_json_set_str(call->doc, out, "city", ak_json_get_str(call->input, "city"));
+           ak_json_set_int(call->doc, out, "tempC", 21);
+           return ak_tool_return(call, out);
+       }
+       static const ak_tool tools[] = {{"getWeather", "Current weather for a city.",
+           "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}",
+           NULL, get_weather, NULL, 0}};
+
+       ak_context_init(&ctx, NULL);                   (allocator, clock, random, budget)
+       net_desc.ctx = &ctx;                           (all descs zeroed first)
+       ak_posix_transport_init(&net, &net_desc, &err);
+       ak_http_model_from_env(&provider, &ctx, &net.transport, &err);  (OPENAI_API_KEY, ...)
+       desc.name = "weatherAgent";
+       desc.model = &provider.model;
+       desc.system = "Answer weather questions with the getWeather tool.";
+       desc.tools = tools, desc.tool_count = 1;
+       ak_agent_init(&agent, &ctx, &desc, &err);
+       ak_chat_init(&chat, &agent, NULL, &err);
+       ak_chat_send(&chat, "Weather in Oslo?", &r, &err);   (runs the whole tool loop)
+       puts(r.text);
+       ak_response_free(&r), ak_chat_free(&chat), ak_agent_free(&agent);
+
+   OPTIONS (define before including; options that change a struct belong in AK_CONFIG_FILE)
    -------
-   AK_STATIC              every function static (one translation unit uses the library)
-   AKDEF                  linkage/visibility of public functions (default extern)
+   Build shape                                                       (default)
+   AK_STATIC              every function static: one translation unit uses the library
+   AKDEF                  linkage of public functions                (extern)
    AK_CONFIG_FILE         "file.h" included first by every translation unit
-   AK_FREESTANDING        no libc at all: supply an allocator, clock and random source;
-                          numbers use the built-in conversions unless AK_STRTOD/AK_DTOA
-   AK_NO_PLATFORM         hosted, but no default clock or random source
-   AK_MALLOC/AK_REALLOC/AK_FREE   default allocator (all three or none)
-   AK_MEMCPY/AK_MEMMOVE/AK_MEMSET/AK_MEMCMP   memory primitives
-   AK_STRTOD(s, len)      decimal text -> double (freestanding)
-   AK_DTOA(v, digits, &n) shortest digits of v > 0, returns count, n = decimal exponent
-   AK_NO_ERROR_STRINGS    ak_result_str() returns only "ok"/"error" (smaller)
-   AK_ERROR_MAX           size of ak_error.message (240)
-   AK_JSON_MAX_DEPTH      default JSON nesting limit (512)
+   AK_FREESTANDING        no libc at all: give ak_context_desc an allocator, clocks and a
+                          random source; numbers use built-in conversions (or AK_STRTOD/AK_DTOA)
+   AK_NO_PLATFORM         hosted, but no default clock or random source (RTOS with libc)
+   AK_MALLOC/AK_REALLOC/AK_FREE   default allocator, all three or none (malloc family)
+   AK_MEMCPY/AK_MEMMOVE/AK_MEMSET/AK_MEMCMP   memory primitives     (libc / builtins)
+   AK_STRTOD(s, len)      decimal text -> double
+   AK_DTOA(v, digits, &n) shortest digits of v > 0; returns their count, n = exponent
+   AK_ENABLE_POSIX        built-in sockets, HTTP client transport and HTTP server
+   AK_ENABLE_MBEDTLS      https in the built-in transport (mbedTLS 2.28 from Debian 12)
+   AK_NO_ERROR_STRINGS    ak_result_str() says only "ok"/"error"     (0.9 KB)
+
+   Compile-out switches (implementation only: the header and structs stay the same; bytes
+   each takes out of the Cortex-M4 -Os object; `make size` prints linked figures):
+   AK_NO_OPENAI           OpenAI adapter, 4.9 KB (11.7 KB together with AK_NO_OLLAMA)
+   AK_NO_OLLAMA           Ollama adapter, 3.3 KB
+   AK_NO_GEMINI           Gemini adapter, 7.4 KB (15.8 KB together with AK_NO_ANTHROPIC)
+   AK_NO_ANTHROPIC        Anthropic adapter
+   AK_NO_SERVE            the agent HTTP server and remote-agent client, 6.7 KB
+   AK_NO_REPLAY           the replay test transport, 1.8 KB
+   AK_NO_LOCAL_MODELS     the programmable and scripted models, 2.6 KB
+   AK_NO_SCHEMA           the JSON Schema validator, 4.6 KB: tool schemas still go to the
+                          model but inputs are not checked (tools check their input); an
+                          agent with a state schema is refused with AK_ERR_UNSUPPORTED
+   AK_NO_STDIO            the file session store, 11.9 KB
+   ak_adapter_find skips compiled-out adapters; ak_http_model_from_env answers
+   AK_ERR_UNSUPPORTED for a provider the environment names but the build left out.
+
+   Limits (hostile-input guards; every one fails with a clear error, never a crash)
+   AK_ERROR_MAX                ak_error.message bytes                         240
+   AK_ID_MAX                   longest snapshot/session id accepted            128
+   AK_JSON_MAX_DEPTH           JSON nesting                                    512
+   AK_JSON_DOC_BLOCK           first arena block of a JSON document (1024 saves a
+                               third of a turn's RAM on a microcontroller)     4096
+   AK_JSON_SCHEMA_MAX_DEPTH    schema recursion ($ref cycles)                  256
+   AK_JSON_SCHEMA_MAX_STEPS    subschemas applied per validation          1000000
+   AK_SSE_MAX_EVENT            bytes of one server-sent event               16 MiB
+   AK_NDJSON_MAX_LINE          bytes of one NDJSON line (Ollama)            16 MiB
+   AK_HTTP_MAX_HEADER_BYTES    start line + headers                        32 KiB
+   AK_HTTP_MAX_HEADERS         header lines per message                        100
+   AK_HTTP_MAX_CHUNK_LINE      chunk-size line                              4 KiB
+   AK_HTTP_MAX_INTERIM         1xx responses skipped                             8
+   AK_HTTP_MAX_TARGET          request target a server accepts (else 414)    8 KiB
+   AK_HTTP_MAX_BODY            request body a server accepts (else 413)      8 MiB
+   AK_MAX_RESPONSE_BODY        provider response body                       16 MiB
+   AK_MAX_REQUEST_HEADERS      headers an adapter sends                         16
+   AK_MAX_TOOL_CALLS           tool calls in one model response                128
+   AK_ANTHROPIC_DEFAULT_MAX_TOKENS   max_tokens when the config has none      4096
+   AK_SERVE_MAX_BODY           agent request body (else 413)                 1 MiB
+   AK_SERVE_MAX_DEPTH          agent request JSON nesting                       64
+   AK_REMOTE_MAX_FRAME         one stream frame from a remote agent         16 MiB
+   AK_POSIX_IO_BUF             socket read buffer (per request / server)    16 KiB
+   AK_HTTP_SERVER_MAX_CONNECTIONS   open connections (more get 503)            256
+   AK_MEMSTORE_HOT             in-memory snapshots kept parsed                  64
+   AK_FILESTORE_CACHE          file-store rows kept in memory                   32
+   AK_FILESTORE_MAX_DELTAS     longest delta chain read                       1024
+   AK_FILESTORE_MAX_FILE       largest session file read                    64 MiB
 
    MANUAL
    ------
-   1. Conventions. Every function that can fail returns ak_result (AK_OK = 0, errors are
-      negative) and takes an optional ak_error* for details; there is no "last error".
-      Every byte comes from an ak_allocator; ak_context wraps it with accounting and an
-      optional budget. No globals, no threads, no hidden I/O.
+   1. Conventions. Every function that can fail returns ak_result (AK_OK = 0, AK_PENDING =
+      1 means "pump again", errors are negative in bands per layer) and takes an optional
+      ak_error* with the reason, the Genkit status (ak_status) and its HTTP code; there is no
+      "last error". No globals, no threads, no hidden I/O: the library runs on the thread
+      that calls it, and everything that waits can be pumped instead.
 
-   2. JSON. ak_json_doc owns values in an arena. ak_json_parse is strict RFC 8259 and
-      keeps number lexemes, so big integers survive. Build with ak_json_new_* and
-      ak_json_set/ak_json_push, read with ak_json_get/ak_json_at/ak_json_path, write with
-      ak_json_write. JSON Pointer, JSON Patch (+ diff) and a JSON Schema subset come with it.
+   2. Memory. Every byte comes from the ak_allocator in an ak_context (which also holds the
+      clocks, the random source, the log hook and an optional memory budget: past it,
+      allocations fail cleanly with AK_ERR_OUT_OF_MEMORY and nothing is lost). Results you
+      receive own their memory (ak_response_free, ak_json_doc_free); inputs are copied or
+      documented as borrowed.
 
-           ak_json_doc d;
-           ak_json_doc_init(&d, NULL);
-           if (ak_json_parse(&d, text, len, &err) == AK_OK)
-               puts(ak_json_str_or(ak_json_path(d.root, "choices[0].delta.content"), ""));
-           ak_json_doc_free(&d);
+   3. JSON. ak_json_doc owns values in an arena. ak_json_parse is strict RFC 8259 with
+      UTF-8 validation and depth limits, and keeps number lexemes so big integers survive.
+      Build with ak_json_new_* / ak_json_set* / ak_json_push, read with ak_json_get*,
+      ak_json_at, ak_json_path("choices[0].delta.content"), write with ak_json_write.
+      JSON Pointer, JSON Patch (RFC 6902, strict or Genkit's lenient mode), diff and a JSON
+      Schema validator (the draft-07 subset Genkit tool and state schemas use) come with it.
+
+   4. Streams and HTTP. ak_sse_parser and ak_ndjson_parser take bytes split anywhere.
+      ak_http_* parse and frame HTTP/1.1 both ways. The built-in ak_posix_transport
+      (AK_ENABLE_POSIX) is blocking or, with desc.nonblocking, pumped through
+      ak_posix_transport_poll; TLS verifies certificates by default.
+
+   5. Models. ak_model is a vtable (start/poll/cancel); ak_http_model drives a provider
+      adapter (ak_adapter_openai/anthropic/gemini/ollama) over any transport, with retries
+      on 429/5xx honouring Retry-After, jittered backoff and a deadline.
+      ak_http_model_from_env picks the first of OPENAI_API_KEY or OPENAI_BASE_URL (any
+      OpenAI-compatible server: llama.cpp, vLLM, Ollama's /v1), ANTHROPIC_API_KEY,
+      GEMINI_API_KEY, OLLAMA_HOST; *_MODEL overrides the model name. Offline:
+      ak_scripted_model_init (the demo and interop agents' model) and the programmable
+      model (queue exact responses; for tests).
+
+   6. Agents and tools. ak_agent_desc names the model, system prompt, tools, generation
+      config, output format, max_turns, a store and a state schema. A tool function gets
+      its schema-checked input and answers with ak_tool_return, ak_tool_fail,
+      ak_tool_interrupt (pause for a human) or AK_PENDING (answer later with
+      ak_agent_tool_return: a tool may take many frames). desc.turn replaces the model loop
+      with your own code (a custom agent: ak_runner_* to read and write messages, custom
+      state with streamed JSON patches, artifacts, chunks).
+
+   7. Chat. ak_chat_send runs one turn and blocks; ak_chat_start + ak_chat_poll(chat, 0)
+      run it a frame at a time, chunks (Genkit AgentStreamChunk) through a callback.
+      ak_response has the text, message, finish reason, interrupts, snapshot id and state.
+      An interrupted turn (finish reason "interrupted") continues with ak_chat_resume
+      (respond to or restart the tool requests). ak_chat_cancel stops a turn client-side.
+
+   8. Sessions. Without a store the chat carries the state (client-managed, as Genkit);
+      with one (ak_memstore, ak_filestore, or your ak_store) every turn writes a snapshot
+      and the chat carries only its id. ak_chat_load resumes from a snapshot or session
+      id; loading an older snapshot branches the conversation. The file store writes
+      deltas with periodic checkpoints, crash-safe (write, fsync, rename), with locks.
+
+   9. Background turns. ak_chat_detach starts a turn that outlives its caller and returns
+      the pending snapshot id at once; ak_agent_pump advances background turns (keep
+      calling it); ak_chat_get_snapshot / ak_agent_get_snapshot read the status
+      (pending, completed, failed, aborted) and ak_chat_abort / ak_agent_abort stop one.
+
+   10. Serving. ak_serve answers Genkit's agent protocol (/<agent>, /getSnapshot, /abort;
+      JSON or streamed frames) through any HTTP server's ak_http_writer; the built-in
+      ak_http_server (AK_ENABLE_POSIX) is a poll() loop with limits and timeouts. Genkit's
+      JS client (remoteAgent) and Dev UI talk to it. ak_remote_agent is the client side:
+      an ak_chat over a remote Genkit agent, written in JS or C.
+
+   The sections below and every public declaration carry the details; examples/ has a
+   complete program for each part.
 */
-/* (transport plug-in guide: being written) */
+/* >>doc_transports: how to plug in an HTTP stack (libcurl, ESP-IDF, a game engine) */
+/*
+   PLUGGING IN A TRANSPORT
+   -----------------------
+   Every byte the library sends or receives goes through an ak_transport you hand it (in
+   ak_provider_config.transport for models, ak_remote_desc.transport for remote agents).
+   The built-in POSIX one (AK_ENABLE_POSIX) is optional; any HTTP client can take its place.
+   A transport is three functions and a pointer:
+
+       start(ud, req, sink, &handle)  send req; feed the response into sink (now or later)
+       cancel(ud, handle)             forget a started request
+       poll(ud, timeout_ms)           optional: advance pending requests
+       ud                             your state
+
+   req (method, absolute URL, headers, body, timeout_ms, streaming) and sink stay valid
+   until on_done has returned or the request was cancelled: no copies needed.
+
+   The sink rules (break one and the library misreads the response):
+   - Order: on_status once, with the final status (skip 1xx interim responses); on_header
+     for each response header; on_body any number of times, any split, with the decoded
+     body (chunked framing and content encoding removed); then on_done exactly once.
+   - on_header's name and value are slices: the library reads only name_len / value_len
+     bytes, so no NUL is needed. Headers are advisory (the adapters read retry hints such
+     as Retry-After from them); a client that cannot deliver them loses only those.
+   - An HTTP error status is not a transport failure: deliver it and its body, then
+     on_done(AK_OK); the library reads the provider's error body. on_done's rc is for
+     failures to get a whole response: AK_ERR_CONNECT, AK_ERR_TLS, AK_ERR_TIMEOUT,
+     AK_ERR_CLOSED, AK_ERR_TRUNCATED, AK_ERR_IO, with msg saying why (may be NULL).
+   - If any sink callback returns something other than AK_OK, the library has stopped
+     listening: abort the transfer, free the request, call nothing more, not even on_done.
+   - A start() that returns an error must not have called the sink.
+   - After cancel(handle) the sink is never touched again. Cancelling a finished or unknown
+     handle is a no-op, so make handles ids (looked up in your table), not pointers to
+     memory that may be freed; the library may cancel from inside a sink callback.
+   - When req->streaming is 1, deliver bytes as they arrive; do not buffer the body.
+   - Honour req->timeout_ms (the library also enforces it with its clock).
+   - Call the sink only on the thread that pumps the library: inside start(), inside
+     poll(), or from your event loop on that thread. A client with worker threads queues
+     what it receives and feeds the sink from the pumping thread.
+
+   Blocking shape: start() runs the whole exchange, calls every sink function, sets
+   *handle = NULL and returns AK_OK; cancel does nothing; poll is NULL. The library's
+   calls then block for the length of a request (fine in a CLI, a server thread, or an
+   RTOS task). Pumped shape: start() queues the request and returns at once; the sink is
+   fed later, from poll() or from the host's loop; nothing blocks, so a game can run a
+   turn at 60 fps with ak_chat_poll(chat, 0, ...) once per frame.
+
+   libcurl. examples/curl_transport.c has both shapes: the easy interface (curl_easy_perform
+   inside start(); header and write callbacks feed the sink; returning 0 from them aborts
+   the transfer) and the multi interface (start() adds the easy handle; poll() runs
+   curl_multi_perform, then curl_multi_poll when nothing happened, and reports finished
+   transfers from curl_multi_info_read). Since curl forbids removing a handle inside its
+   own callbacks, a cancel arriving from a sink callback only marks the request, and poll
+   removes it after curl_multi_perform returns.
+
+   ESP-IDF (esp_http_client). Blocking: run the agent in its own FreeRTOS task (16 KB of
+   stack or more with TLS), never in an event-loop task or an ISR. In start(): fill an
+   esp_http_client_config_t (url = req->url, method, timeout_ms, event_handler, user_data =
+   your request record, crt_bundle_attach = esp_crt_bundle_attach for https,
+   disable_auto_redirect = true so the library sees the real status), init, add each header
+   with esp_http_client_set_header, the body with esp_http_client_set_post_field, then
+   esp_http_client_perform. Streaming happens in the event handler: on the first
+   HTTP_EVENT_ON_DATA call on_status(esp_http_client_get_status_code(client)), then
+   on_body(data, data_len) for every one, so tokens reach the agent while the model writes.
+   The status is only known once the head is complete, so HTTP_EVENT_ON_HEADER comes too
+   early for on_status: keep the few headers worth having (Retry-After) and pass them after
+   on_status, or drop them. After perform returns: call on_status if no data came, then
+   on_done (ESP_OK -> AK_OK, ESP_ERR_HTTP_CONNECT -> AK_ERR_CONNECT, a timeout ->
+   AK_ERR_TIMEOUT, anything else AK_ERR_IO), esp_http_client_cleanup, *handle = NULL. If a
+   sink call fails, ignore the rest of the events and skip on_done.
+
+   A game engine's HTTP module (non-blocking, callbacks on the game thread). start()
+   creates the engine request (verb, URL, headers, body), binds its callbacks with your
+   request id, fires it and returns AK_OK with the id as the handle; poll stays NULL,
+   because the engine pumps its own HTTP in its tick. Its progress callback: on_status
+   the first time (with the response code), then on_body with only the bytes not yet
+   delivered (engines often hand you everything so far). Its completion callback: whatever
+   is left, then on_done (success, or the engine's failure mapped as above). cancel():
+   cancel the engine request and drop the id, since engines often still fire completion
+   after a cancel; a callback whose id is gone does nothing. An engine that gives the body
+   only at completion still works: the chunks arrive at once at the end. Each frame the
+   game calls ak_chat_poll(chat, 0, ...) (or ak_agent_pump(agent, 0)) and never waits.
+*/
 /* GENERATED by ./amalgamate from src/ -- do not edit this file, edit src/ and rerun. */
 
 #ifndef AGENTKIT_H
@@ -365,6 +576,12 @@ extern "C" {
    the limit guards memory and the recursive consumers (copy, equal, write), not the stack. */
 #ifndef AK_JSON_MAX_DEPTH
 #define AK_JSON_MAX_DEPTH 512
+#endif
+
+/* Size of a document's first arena block (later ones double). Smaller saves RAM on devices
+   where most documents are small, at the cost of more allocations for big ones. */
+#ifndef AK_JSON_DOC_BLOCK
+#define AK_JSON_DOC_BLOCK 4096
 #endif
 
 typedef enum ak_json_type {
@@ -750,7 +967,8 @@ typedef struct ak_http_request {
 } ak_http_request;
 
 /* The sink: where a transport pushes the response. Order: on_status once, on_header for
-   each header, on_body any number of times (any split), then on_done exactly once. If a
+   each header (name and value are slices: read name_len / value_len bytes, do not expect a
+   NUL), on_body any number of times (any split), then on_done exactly once. If a
    callback returns anything but AK_OK the library has stopped listening: the transport
    must release the request and call nothing more on this sink. */
 typedef struct ak_http_sink ak_http_sink;
@@ -1344,6 +1562,7 @@ typedef struct ak_http_server {
     void *pfds;                /* poll() scratch: pollfds and the connection of each */
     void **pptrs;
     size_t pfd_cap;
+    size_t round;              /* rotates which connection is served first */
 } ak_http_server;
 
 /* Binds and listens. Fails with AK_ERR_CONNECT (address in use, cannot resolve...). */
@@ -2224,10 +2443,11 @@ typedef struct ak_client_transform {
     void *ud;
 } ak_client_transform;
 
-/* Observability: called at the start and end of every invocation, turn, model call and tool
-   call (reference devui.md §4). `attrs` is a JSON object with the attributes Genkit's spans
-   carry (names, inputs, outputs, usage, agent:sessionId, agent:snapshotId, ...); end events
-   carry duration_ms and the status. */
+/* Observability: called at the start (end = 0) and end (end = 1) of every invocation, turn,
+   model call and tool call, nested as Genkit's spans are. name: the agent, "runTurn", the
+   model or the tool. End events carry duration_ms and the status. attrs (borrowed for the
+   call, may be NULL): a tool's input at its start and its output at its end (NULL when it
+   failed or interrupted), the model's GenerateResponse at the model call's end. */
 typedef enum ak_trace_kind {
     AK_TRACE_INVOCATION = 0,
     AK_TRACE_TURN,
@@ -2332,7 +2552,9 @@ AKDEF const ak_json *ak_runner_message(const ak_runner *r, size_t i);
 AKDEF ak_result ak_runner_add_message(ak_runner *r, const ak_json *msg);  /* copied */
 AKDEF ak_result ak_runner_set_messages(ak_runner *r, const ak_json *array); /* copied */
 AKDEF const ak_json *ak_runner_custom(const ak_runner *r);               /* NULL = none */
-/* Replaces the custom state (copied) and streams the customPatch. */
+/* Replaces the custom state (copied) and streams the customPatch. AK_ERR_SCHEMA (state
+   unchanged) when the agent has a state_schema the value does not match; AK_ERR_OUT_OF_MEMORY
+   when it cannot (the turn then fails: a listener must not miss a patch). */
 AKDEF ak_result ak_runner_set_custom(ak_runner *r, const ak_json *custom);
 AKDEF const ak_json *ak_runner_artifacts(const ak_runner *r);            /* array, never NULL */
 /* Adds artifacts (an Artifact or an array of them; same name replaces) and streams them. */
@@ -2445,7 +2667,10 @@ AKDEF void ak_chat_free(ak_chat *c);
    for every turn that ran (check r->finish_reason: a failed turn is AK_ERR_AGENT with r
    filled and err set); errors before the turn ran leave r empty. */
 AKDEF ak_result ak_chat_send(ak_chat *c, const char *text, ak_response *r, ak_error *err);
-/* Same with an AgentInput ({message}, {resume}, ...). */
+/* The AgentInput of a user text message, {message: {role: "user", content: [{text}]}},
+   built in d (NULL when d is out of memory): for ak_chat_start and ak_chat_detach. */
+AKDEF ak_json *ak_input_text(ak_json_doc *d, const char *text);
+/* Same as ak_chat_send with an AgentInput ({message}, {resume}, ...). */
 AKDEF ak_result ak_chat_send_input(ak_chat *c, const ak_json *input, ak_response *r, ak_error *err);
 /* Resume an interrupted turn: respond (array of toolResponse parts) and/or restart (array of
    toolRequest parts), either may be NULL. */
@@ -2559,7 +2784,8 @@ AKDEF void ak_serve_free(ak_serve *s);
    progress); AK_ERR_NOT_FOUND: not one of ours and nothing was written (answer it yourself). */
 AKDEF ak_result ak_serve_handle(ak_serve *s, const ak_serve_request *req, ak_http_writer *w);
 /* Advances streaming turns and the agents' background turns; waits up to wait_ms for model
-   I/O when there is nothing else to do. Returns AK_PENDING while exchanges are in flight. */
+   I/O when there is nothing else to do. Returns AK_PENDING while exchanges or background
+   (detached) turns are in flight, AK_OK when there is nothing to pump. */
 AKDEF ak_result ak_serve_pump(ak_serve *s, int wait_ms);
 /* Tells the server w's client went away: its turn keeps running (as Genkit's does) but
    nothing more is written to w, and w->end is called once. */
@@ -2586,7 +2812,9 @@ typedef struct ak_remote_agent {
     const char *turn_url, *snapshot_url, *abort_url;
 } ak_remote_agent;
 
-AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc);
+/* Checks desc (the URL must parse: AK_ERR_INVALID_ARGUMENT with the reason in err). */
+AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc,
+                                     ak_error *err);
 AKDEF void ak_remote_agent_free(ak_remote_agent *ra);
 /* Shorthands: a chat over the remote agent; getSnapshot; abort. */
 AKDEF ak_result ak_remote_chat(ak_chat *c, ak_remote_agent *ra, const ak_json *init, ak_error *err);
@@ -2681,6 +2909,14 @@ AKDEF ak_result ak_remote_abort(ak_remote_agent *ra, const char *snapshot_id, co
 #define AK__UNCONST(T, p) ((T)(uintptr_t)(p))
 /* Bytes are compared as unsigned everywhere. */
 #define AK__U8(c) ((unsigned char)(c))
+/* Keeps a rarely taken slow path out of a hot caller (fewer register saves there). */
+#if defined(__GNUC__) || defined(__clang__)
+#define AK__NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define AK__NOINLINE __declspec(noinline)
+#else
+#define AK__NOINLINE
+#endif
 
 AK_PRIVATE size_t ak__strlen(const char *s) {
     const char *p = s;
@@ -2691,6 +2927,12 @@ AK_PRIVATE size_t ak__strlen(const char *s) {
 AK_PRIVATE int ak__streq(const char *a, const char *b) {
     while (*a && *a == *b) a++, b++;
     return *a == *b;
+}
+
+/* The NUL-terminated s begins with prefix (never reads past the end of s). */
+AK_PRIVATE int ak__starts_with(const char *s, const char *prefix) {
+    while (*prefix && *s == *prefix) s++, prefix++;
+    return !*prefix;
 }
 
 /* a[0..alen) equals the NUL-terminated b */
@@ -3053,6 +3295,12 @@ AKDEF ak_arena_mark ak_arena_save(const ak_arena *a) {
     return m;
 }
 
+/* Blocks were given back: the next one is sized from the newest block left, as when that
+   block was made, so an arena reset every turn does not grow its blocks turn after turn. */
+AK_PRIVATE void ak__arena_rewind(ak_arena *a) {
+    if (a->head && !a->fixed && a->head->size < ((size_t)1 << 20)) a->next_size = a->head->size * 2;
+}
+
 AKDEF void ak_arena_restore(ak_arena *a, ak_arena_mark m) {
     while (a->head && a->head != m.block) {
         ak_arena_block *b = a->head;
@@ -3061,6 +3309,7 @@ AKDEF void ak_arena_restore(ak_arena *a, ak_arena_mark m) {
     }
     if (a->head) a->head->used = m.used;
     a->used_bytes = m.used_bytes;
+    ak__arena_rewind(a);
 }
 
 AKDEF void ak_arena_reset(ak_arena *a) {
@@ -3074,6 +3323,7 @@ AKDEF void ak_arena_reset(ak_arena *a) {
     }
     if (a->head) a->head->used = 0;
     a->used_bytes = 0;
+    ak__arena_rewind(a);
 }
 
 AKDEF void ak_arena_free(ak_arena *a) {
@@ -3611,7 +3861,7 @@ AKDEF void ak_log(ak_context *ctx, ak_log_level level, const char *fmt, ...) {
 /* ---- document ------------------------------------------------------------------------- */
 
 AKDEF void ak_json_doc_init(ak_json_doc *d, const ak_allocator *alloc) {
-    ak_arena_init(&d->arena, alloc, 4096);
+    ak_arena_init(&d->arena, alloc, AK_JSON_DOC_BLOCK);
     d->root = NULL;
     d->err = AK_OK;
 }
@@ -3731,14 +3981,6 @@ AK_PRIVATE void ak__jsync(ak__jparser *jp) {
         b->used = used;
     }
 }
-
-#if defined(__GNUC__) || defined(__clang__)
-#define AK__NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define AK__NOINLINE __declspec(noinline)
-#else
-#define AK__NOINLINE
-#endif
 
 /* The block is full: let the arena add one. Blocks double as usual, but the parse lets them
    grow past neither block_cap nor the size the document already asked for, so the unused
@@ -4135,9 +4377,9 @@ AKDEF ak_result ak_json_parse_value(ak_json_doc *d, const char *src, size_t len,
     jp.end = jp.p + len;
     jp.d = d;
     jp.err = err;
-    /* Blocks no larger than the input (4 KiB to 1 MiB): few allocations, and what the last
-       one leaves unused stays small next to the document. */
-    jp.block_cap = AK__MIN(AK__MAX(len, (size_t)4096), (size_t)1 << 20);
+    /* Blocks no larger than the input (AK_JSON_DOC_BLOCK to 1 MiB): few allocations, and what
+       the last one leaves unused stays small next to the document. */
+    jp.block_cap = AK__MIN(AK__MAX(len, (size_t)AK_JSON_DOC_BLOCK), (size_t)1 << 20);
     ak__jload(&jp);
     rc = ak__jparse(&jp, max_depth, &v);
     if (rc == AK_OK) {
@@ -5635,6 +5877,7 @@ AKDEF ak_result ak_json_diff(ak_json_doc *d, const ak_json *from, const ak_json 
 }
 /* ---- end src/json_patch.c ---- */
 
+#if !defined(AK_NO_SCHEMA)
 /* ---- begin src/json_schema.c ---- */
 /* >>json_schema: validation against the draft-07 subset Genkit tool and state schemas use */
 
@@ -5966,6 +6209,7 @@ AKDEF ak_result ak_json_schema_validate(const ak_json *schema, const ak_json *va
     return ak__sv(&sv, schema, value, NULL, 0);
 }
 /* ---- end src/json_schema.c ---- */
+#endif /* src/json_schema.c */
 
 /* ---- begin src/stream.c ---- */
 /* >>stream implementation: SSE and NDJSON push parsers */
@@ -6227,14 +6471,6 @@ AK_PRIVATE int ak__sse_extend(ak_sse_parser *p, const char *s, size_t n) {
 
 /* The general path, kept out of ak_sse_feed so the fast path above does not pay for the
    register saves this loop needs (it makes byte-at-a-time feeding half again as fast). */
-#if defined(__GNUC__) || defined(__clang__)
-#define AK__NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define AK__NOINLINE __declspec(noinline)
-#else
-#define AK__NOINLINE
-#endif
-
 AK__NOINLINE AK_PRIVATE ak_result ak__sse_feed_lines(ak_sse_parser *p, const char *data,
                                                      size_t len, ak_error *err) {
     ak_result rc = AK_OK;
@@ -7589,6 +7825,7 @@ AKDEF ak_result ak_http_respond(ak_http_writer *w, int status, const char *conte
 }
 /* ---- end src/http.c ---- */
 
+#if !defined(AK_NO_REPLAY)
 /* ---- begin src/replay.c ---- */
 /* >>replay implementation: the scripted test transport */
 
@@ -7897,6 +8134,7 @@ AKDEF ak_transport ak_replay_transport(ak_replay *r) {
     return t;
 }
 /* ---- end src/replay.c ---- */
+#endif /* src/replay.c */
 
 /* ---- begin src/posix.c ---- */
 /* >>posix.c: POSIX sockets (AK_ENABLE_POSIX): the TCP byte stream, the HTTP client transport
@@ -8608,6 +8846,12 @@ AK_PRIVATE void ak__conn_flush(ak__server_conn *c) {
     }
 }
 
+/* Writer output: sent at once outside poll; inside it, kept until the connection's turn
+   ends, so the frames one step writes leave in one send() rather than one each. */
+AK_PRIVATE void ak__conn_flush_soon(ak__server_conn *c) {
+    if (!c->srv->polling) ak__conn_flush(c);
+}
+
 /* Output is about to be queued: a write timeout counts from when it starts waiting. */
 AK_PRIVATE void ak__conn_queue_start(ak__server_conn *c) {
     if (!ak__conn_pending(c)) c->last_progress = ak__srv_now(c->srv);
@@ -8815,7 +9059,7 @@ AK_PRIVATE ak_result ak__w_start(void *ud, int status, const ak_header *h, size_
         ak_log(c->srv->desc.ctx, AK_LOG_WARN, "http server: response refused: %s", e.message);
         return rc;
     }
-    ak__conn_flush(c);
+    ak__conn_flush_soon(c);
     return c->state == AK__SC_DEAD ? ak__w_closed(c) : AK_OK;
 }
 
@@ -8834,7 +9078,7 @@ AK_PRIVATE ak_result ak__w_write(void *ud, const char *data, size_t len) {
     ak__conn_queue_start(c);
     rc = ak_http_framer_write(&c->framer, &c->out, data, len, NULL);
     if (rc != AK_OK) return rc;
-    ak__conn_flush(c);
+    ak__conn_flush_soon(c);
     return c->state == AK__SC_DEAD ? ak__w_closed(c) : AK_OK;
 }
 
@@ -8860,7 +9104,7 @@ AK_PRIVATE ak_result ak__w_end(void *ud) {
     rc = ak_http_framer_end(&c->framer, &c->out, NULL);
     if (rc != AK_OK) c->close_after = 1; /* the framing is broken: only a close ends it */
     c->state = AK__SC_FLUSH;
-    ak__conn_flush(c); /* the next request is read by poll, never from inside end() */
+    ak__conn_flush_soon(c); /* the next request is read by poll, never from inside end() */
     return rc;
 }
 
@@ -8901,7 +9145,7 @@ AK_PRIVATE ak__server_conn *ak__conn_new(ak_http_server *s, int fd) {
 }
 
 AK_PRIVATE void ak__srv_accept(ak_http_server *s) {
-    int i;
+    int i, one = 1;
     for (i = 0; i < 64; i++) {
         int fd = accept(s->listen_fd, NULL, NULL);
         if (fd < 0) {
@@ -8913,7 +9157,11 @@ AK_PRIVATE void ak__srv_accept(ak_http_server *s) {
         }
         if (ak__sock_setup(fd) < 0) {
             close(fd);
-        } else if (s->open_count >= s->desc.max_connections || !ak__conn_new(s, fd)) {
+            continue;
+        }
+        /* Stream frames are small: Nagle would hold each one for the client's delayed ACK. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (s->open_count >= s->desc.max_connections || !ak__conn_new(s, fd)) {
             ak__srv_refuse(fd);
         }
     }
@@ -9020,6 +9268,16 @@ AK_PRIVATE void ak__srv_close_all(ak_http_server *s) {
     }
 }
 
+AK_PRIVATE void ak__srv_flush_all(ak_http_server *s) {
+    ak__server_conn *c;
+    for (c = s->conns; c; c = c->next) {
+        if (c->fd < 0 || !ak__conn_pending(c)) continue;
+        ak__conn_flush(c);
+        ak__conn_advance(c);
+        ak__conn_notify(c);
+    }
+}
+
 /* Fills the pollfd array: the listener, then every open connection. */
 AK_PRIVATE size_t ak__srv_poll_set(ak_http_server *s, int64_t now, int *wait) {
     struct pollfd *p = (struct pollfd *)s->pfds;
@@ -9049,7 +9307,7 @@ AK_PRIVATE size_t ak__srv_poll_set(ak_http_server *s, int64_t now, int *wait) {
 AKDEF ak_result ak_http_server_poll(ak_http_server *s, int timeout_ms) {
     int64_t now = ak__srv_now(s);
     int wait = timeout_ms;
-    size_t n, i;
+    size_t n, i, k, start;
     struct pollfd *p;
     if (s->polling || !s->rbuf) return AK_ERR_STATE;
     ak__srv_sweep(s);
@@ -9062,10 +9320,14 @@ AKDEF ak_result ak_http_server_poll(ak_http_server *s, int timeout_ms) {
     if (ak__poll(p, n, wait) < 0) return AK_ERR_IO;
     s->polling = 1;
     now = ak__srv_now(s);
-    for (i = 0; i < n; i++) {
+    /* Start at a different connection each round: first served must not mean always served. */
+    start = n ? s->round++ % n : 0;
+    for (k = 0; k < n; k++) {
+        i = (start + k) % n;
         if (s->pptrs[i]) ak__conn_service((ak__server_conn *)s->pptrs[i], p[i].revents, now);
         else if (p[i].revents) ak__srv_accept(s);
     }
+    ak__srv_flush_all(s); /* output written for connections already served this round */
     s->polling = 0;
     ak__srv_sweep(s);
     if (s->draining) return s->open_count ? AK_PENDING : AK_OK;
@@ -9635,7 +9897,7 @@ AKDEF ak_result ak_msg_validate(const ak_json *msg, ak_error *err) {
 AKDEF ak_result ak_data_url_split(const char *url, const char **mime, size_t *mime_len,
                                   const char **data, size_t *data_len) {
     const char *p, *comma, *b64 = NULL;
-    if (!url || AK_MEMCMP(url, "data:", 5) != 0) return AK_ERR_INVALID_ARGUMENT;
+    if (!url || !ak__starts_with(url, "data:")) return AK_ERR_INVALID_ARGUMENT;
     for (comma = url + 5; *comma && *comma != ','; comma++)
         if (*comma == ';') b64 = comma;
     if (!*comma || !b64 || comma - b64 != 7 || AK_MEMCMP(b64, ";base64", 7) != 0)
@@ -10256,57 +10518,93 @@ AKDEF ak_result ak_http_model_init(ak_http_model *m, ak_context *ctx, const ak_a
     return AK_OK;
 }
 
+/* The built-in adapters; NULL where a switch (AK_NO_OPENAI, ...) compiled one out. */
+#ifdef AK_NO_OPENAI
+#define AK__ADAPTER_OPENAI NULL
+#else
+#define AK__ADAPTER_OPENAI ak_adapter_openai
+#endif
+#ifdef AK_NO_ANTHROPIC
+#define AK__ADAPTER_ANTHROPIC NULL
+#else
+#define AK__ADAPTER_ANTHROPIC ak_adapter_anthropic
+#endif
+#ifdef AK_NO_GEMINI
+#define AK__ADAPTER_GEMINI NULL
+#else
+#define AK__ADAPTER_GEMINI ak_adapter_gemini
+#endif
+#ifdef AK_NO_OLLAMA
+#define AK__ADAPTER_OLLAMA NULL
+#else
+#define AK__ADAPTER_OLLAMA ak_adapter_ollama
+#endif
+typedef const ak_adapter *(*ak__adapter_fn)(void);
+
 #ifndef AK_FREESTANDING
 AK_PRIVATE const char *ak__env(const char *name) {
-    const char *v = getenv(name);
+    const char *v = name ? getenv(name) : NULL;
     return v && *v ? v : NULL;
 }
 
+/* What ak_http_model_from_env looks for, in the order it looks. */
+typedef struct ak__env_provider {
+    const char *key_var, *url_var; /* either selects the provider; NULL = not used */
+    const char *model_var, *default_model;
+    const char *switch_name;       /* the macro that compiles the adapter out */
+    ak__adapter_fn adapter;        /* NULL when compiled out */
+} ak__env_provider;
+
+static const ak__env_provider ak__env_providers[] = {
+    {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "gpt-4o-mini", "AK_NO_OPENAI", AK__ADAPTER_OPENAI},
+    {"ANTHROPIC_API_KEY", NULL, "ANTHROPIC_MODEL", "claude-sonnet-4-5", "AK_NO_ANTHROPIC", AK__ADAPTER_ANTHROPIC},
+    {"GEMINI_API_KEY", NULL, "GEMINI_MODEL", "gemini-2.5-flash", "AK_NO_GEMINI", AK__ADAPTER_GEMINI},
+    {NULL, "OLLAMA_HOST", "OLLAMA_MODEL", "llama3.2", "AK_NO_OLLAMA", AK__ADAPTER_OLLAMA}};
+
 AKDEF ak_result ak_http_model_from_env(ak_http_model *m, ak_context *ctx, ak_transport *transport,
                                        ak_error *err) {
+    const ak__env_provider *p, *left_out = NULL;
+    const char *left_out_var = NULL;
     ak_provider_config cfg;
-    const ak_adapter *adapter = NULL;
+    const ak_adapter *adapter;
     ak_result rc;
-    AK_MEMSET(&cfg, 0, sizeof cfg);
-    cfg.transport = transport;
-    if (ak__env("OPENAI_API_KEY") || ak__env("OPENAI_BASE_URL")) {
-        adapter = ak_adapter_openai();
-        cfg.api_key = ak__env("OPENAI_API_KEY");
-        cfg.base_url = ak__env("OPENAI_BASE_URL");
-        cfg.model = ak__env("OPENAI_MODEL") ? ak__env("OPENAI_MODEL") : "gpt-4o-mini";
-    } else if (ak__env("ANTHROPIC_API_KEY")) {
-        adapter = ak_adapter_anthropic();
-        cfg.api_key = ak__env("ANTHROPIC_API_KEY");
-        cfg.model = ak__env("ANTHROPIC_MODEL") ? ak__env("ANTHROPIC_MODEL") : "claude-sonnet-4-5";
-    } else if (ak__env("GEMINI_API_KEY")) {
-        adapter = ak_adapter_gemini();
-        cfg.api_key = ak__env("GEMINI_API_KEY");
-        cfg.model = ak__env("GEMINI_MODEL") ? ak__env("GEMINI_MODEL") : "gemini-2.5-flash";
-    } else if (ak__env("OLLAMA_HOST")) {
-        adapter = ak_adapter_ollama();
-        cfg.base_url = ak__env("OLLAMA_HOST");
-        cfg.model = ak__env("OLLAMA_MODEL") ? ak__env("OLLAMA_MODEL") : "llama3.2";
+    size_t i;
+    for (i = 0; i < AK__COUNTOF(ak__env_providers); i++) {
+        p = &ak__env_providers[i];
+        if (!ak__env(p->key_var) && !ak__env(p->url_var)) continue;
+        if (!p->adapter) { /* configured, but not in this build: a later provider may be */
+            if (!left_out) left_out = p, left_out_var = ak__env(p->key_var) ? p->key_var : p->url_var;
+            continue;
+        }
+        adapter = p->adapter();
+        AK_MEMSET(&cfg, 0, sizeof cfg);
+        cfg.transport = transport;
+        cfg.api_key = ak__env(p->key_var);
+        cfg.base_url = ak__env(p->url_var);
+        cfg.model = ak__env(p->model_var) ? ak__env(p->model_var) : p->default_model;
+        if ((rc = ak_http_model_init(m, ctx, adapter, &cfg)) != AK_OK)
+            return ak_error_set(err, rc, "cannot set up the %s model", adapter->name);
+        return AK_OK;
     }
-    if (!adapter)
-        return ak_error_set(err, AK_ERR_NOT_FOUND, "no provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL), "
-                                                  "ANTHROPIC_API_KEY, GEMINI_API_KEY or OLLAMA_HOST");
-    if ((rc = ak_http_model_init(m, ctx, adapter, &cfg)) != AK_OK)
-        return ak_error_set(err, rc, "cannot set up the %s model", adapter->name);
-    return AK_OK;
+    if (left_out)
+        return ak_error_set(err, AK_ERR_UNSUPPORTED, "%s is set, but this build has no adapter for it (%s)",
+                            left_out_var, left_out->switch_name);
+    return ak_error_set(err, AK_ERR_NOT_FOUND, "no provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL), "
+                                              "ANTHROPIC_API_KEY, GEMINI_API_KEY or OLLAMA_HOST");
 }
 #endif
 
 AKDEF const ak_adapter *ak_adapter_find(const char *name) {
-    const ak_adapter *all[4];
-    int i;
-    all[0] = ak_adapter_openai(), all[1] = ak_adapter_anthropic(), all[2] = ak_adapter_gemini(),
-    all[3] = ak_adapter_ollama();
-    for (i = 0; name && i < 4; i++)
-        if (ak__streq(all[i]->name, name)) return all[i];
+    static const ak__adapter_fn all[] = {AK__ADAPTER_OPENAI, AK__ADAPTER_ANTHROPIC, AK__ADAPTER_GEMINI,
+                                         AK__ADAPTER_OLLAMA};
+    size_t i;
+    for (i = 0; name && i < AK__COUNTOF(all); i++)
+        if (all[i] && ak__streq(all[i]()->name, name)) return all[i]();
     return NULL;
 }
 /* ---- end src/model.c ---- */
 
+#if !defined(AK_NO_OPENAI) || !defined(AK_NO_OLLAMA)
 /* ---- begin src/openai.c ---- */
 /* >>openai: the OpenAI Chat Completions adapter (also llama.cpp, Ollama /v1, vLLM and the
    other compatible servers), preceded by what ollama.c shares with it: building provider
@@ -10524,6 +10822,16 @@ AK_PRIVATE const char *ak__wire_model(const ak_provider_config *cfg, const ak_js
     return v && *v ? v : cfg->model;
 }
 
+/* o (a new object when NULL) with type: `type` and, when value is set, the value under the
+   same name: the {type: "function", function: {...}} shape OpenAI uses for tools, calls,
+   content parts and response formats. */
+AK_PRIVATE ak_json *ak__wire_typed(ak_json_doc *d, ak_json *o, const char *type, ak_json *value) {
+    if (!o) o = ak_json_new_object(d);
+    ak_json_set_str(d, o, "type", type);
+    if (value) ak_json_set(d, o, type, value);
+    return o;
+}
+
 /* [{type: "function", function: {name, description?, parameters}}] from Genkit tool
    definitions; OpenAI and Ollama share the shape. */
 AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_json **out, ak_error *err) {
@@ -10533,7 +10841,7 @@ AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_jso
     for (t = ak_json_first(tools); t; t = t->next, i++) {
         const char *name = ak_json_get_str(t, "name");
         const ak_json *desc = ak_json_get(t, "description"), *schema = ak_json_get(t, "inputSchema");
-        ak_json *fn = ak_json_new_object(d), *def = ak_json_new_object(d), *params;
+        ak_json *fn = ak_json_new_object(d), *params;
         if (!name || !*name) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "tools[%zu] needs a name", i);
         ak_json_set_str(d, fn, "name", name);
         if (ak_json_is(desc, AK_JSON_STRING)) ak_json_set(d, fn, "description", ak_json_copy(d, desc));
@@ -10545,9 +10853,7 @@ AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_jso
             ak_json_set(d, params, "properties", ak_json_new_object(d));
         }
         ak_json_set(d, fn, "parameters", params);
-        ak_json_set_str(d, def, "type", "function");
-        ak_json_set(d, def, "function", fn);
-        ak_json_push(arr, def);
+        ak_json_push(arr, ak__wire_typed(d, NULL, "function", fn));
     }
     *out = arr;
     return d->err ? ak__wire_oom(err) : AK_OK;
@@ -10847,6 +11153,9 @@ AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
     return ak__eqn(data, len, s);
 }
 
+/* The shared parts above stay for ollama.c when only the OpenAI adapter is compiled out. */
+#ifndef AK_NO_OPENAI
+
 /* ==== OpenAI Chat Completions: the request ============================================= */
 
 enum { AK__OAI_KEY_TOPK = 2, AK__OAI_KEY_MAX = 3 };
@@ -10864,30 +11173,28 @@ AK_PRIVATE ak_json *ak__oai_media(ak__wire *w, const ak_json *part, size_t i, si
     const char *url = ak_json_get_str(media, "url"), *ct = ak_json_get_str(media, "contentType"), *mime = ct, *data;
     size_t mime_len = ct ? ak__strlen(ct) : 0, data_len;
     int is_data = ak_data_url_split(url, &mime, &mime_len, &data, &data_len) == AK_OK;
-    ak_json *o = ak_json_new_object(d), *inner = ak_json_new_object(d);
+    ak_json *inner = ak_json_new_object(d);
+    const char *type;
     if (ct) mime = ct, mime_len = ak__strlen(ct);
     if (!mime || (mime_len >= 6 && AK_MEMCMP(mime, "image/", 6) == 0)) {
-        ak_json_set_str(d, o, "type", "image_url");
+        type = "image_url";
         ak_json_set_str(d, inner, "url", url);
-        ak_json_set(d, o, "image_url", inner);
     } else if (is_data && ak__eqn(mime, mime_len, "application/pdf")) {
-        ak_json_set_str(d, o, "type", "file");
+        type = "file";
         ak_json_set_str(d, inner, "filename", "document.pdf");
         ak_json_set_str(d, inner, "file_data", url);
-        ak_json_set(d, o, "file", inner);
     } else if (is_data && (ak__eqn(mime, mime_len, "audio/wav") || ak__eqn(mime, mime_len, "audio/x-wav") ||
                            ak__eqn(mime, mime_len, "audio/mpeg") || ak__eqn(mime, mime_len, "audio/mp3"))) {
-        ak_json_set_str(d, o, "type", "input_audio");
+        type = "input_audio";
         ak_json_set(d, inner, "data", ak_json_new_strn(d, data, data_len));
         ak_json_set_str(d, inner, "format", mime[6] == 'm' ? "mp3" : "wav");
-        ak_json_set(d, o, "input_audio", inner);
     } else {
         ak_error_set(w->err, AK_ERR_INVALID_ARGUMENT,
                      "messages[%zu].content[%zu]: openai takes images, and PDFs or wav/mp3 audio as base64 data URLs, "
                      "not %.*s%s", i, j, (int)AK__MIN(mime_len, 64), mime, is_data ? "" : " URLs");
         return NULL;
     }
-    return o;
+    return ak__wire_typed(d, NULL, type, inner);
 }
 
 /* A user message: a plain string when it is at most one text part, else typed parts. */
@@ -10910,9 +11217,7 @@ AK_PRIVATE ak_result ak__oai_user(ak__wire *w, const ak_json *msg, size_t i) {
         if (ak_part_kind_of(p) == AK_PART_MEDIA) {
             if (!(o = ak__oai_media(w, p, i, j))) return w->d->err ? ak__wire_oom(w->err) : AK_ERR_INVALID_ARGUMENT;
         } else {
-            o = ak_json_new_object(w->d);
-            ak_json_set_str(w->d, o, "type", "text");
-            ak_json_set(w->d, o, "text", ak_json_copy(w->d, ak_json_get(p, "text")));
+            o = ak__wire_typed(w->d, NULL, "text", ak_json_copy(w->d, ak_json_get(p, "text")));
         }
         ak_json_push(parts, o);
     }
@@ -10938,11 +11243,9 @@ AK_PRIVATE ak_result ak__oai_assistant(ak__wire *w, const ak_json *msg, size_t i
         call = ak_json_new_object(d);
         fn = ak_json_new_object(d);
         ak_json_set_str(d, call, "id", ak__wire_ref(w, tr, 0));
-        ak_json_set_str(d, call, "type", "function");
         ak_json_set_str(d, fn, "name", ak_json_get_str(tr, "name"));
         ak_json_set(d, fn, "arguments", ak__wire_stringify(d, ak_json_get(tr, "input")));
-        ak_json_set(d, call, "function", fn);
-        ak_json_push(calls, call);
+        ak_json_push(calls, ak__wire_typed(d, call, "function", fn));
     }
     /* with tool calls and no text, content is null as the API writes it */
     if (calls && !ak_json_len(ak_json_get(m, "content"))) ak_json_set(d, m, "content", ak_json_new_null(d));
@@ -10993,22 +11296,23 @@ AK_PRIVATE void ak__oai_output(ak_json_doc *d, ak_json *body, const ak_json *out
     const ak_json *schema = ak_json_get(output, "schema");
     ak_json *rf;
     if (!format || !ak__streq(format, "json")) return;
-    rf = ak_json_new_object(d);
     if (ak_json_is(schema, AK_JSON_OBJECT)) {
         ak_json *js = ak_json_new_object(d);
-        ak_json_set_str(d, rf, "type", "json_schema");
         ak_json_set_str(d, js, "name", "output");
         ak_json_set(d, js, "schema", ak_json_copy(d, schema));
-        ak_json_set(d, rf, "json_schema", js);
+        rf = ak__wire_typed(d, NULL, "json_schema", js);
     } else {
-        ak_json_set_str(d, rf, "type", "json_object");
+        rf = ak__wire_typed(d, NULL, "json_object", NULL);
     }
     ak_json_set(d, body, "response_format", rf);
 }
 
 AK_PRIVATE ak_result ak__oai_tool_choice(ak_json_doc *d, ak_json *body, const char *choice, ak_error *err) {
+    static const char *const choices[] = {"auto", "required", "none"};
+    size_t i = 0;
     if (!choice) return AK_OK;
-    if (!ak__streq(choice, "auto") && !ak__streq(choice, "required") && !ak__streq(choice, "none"))
+    while (i < AK__COUNTOF(choices) && !ak__streq(choice, choices[i])) i++;
+    if (i == AK__COUNTOF(choices))
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "toolChoice must be auto, required or none");
     ak_json_set_str(d, body, "tool_choice", choice);
     return AK_OK;
@@ -11024,7 +11328,7 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
     ak_json_set(d, body, "messages", w->msgs = ak_json_new_array(d));
     if ((rc = ak__oai_messages(w, messages, count)) != AK_OK) return rc;
     if (ak_json_len(tools)) {
-        ak_json *defs;
+        ak_json *defs = NULL; /* set on every path; GCC -Os for Cortex-M cannot tell */
         if ((rc = ak__wire_tools(d, tools, &defs, w->err)) != AK_OK) return rc;
         ak_json_set(d, body, "tools", defs);
         rc = ak__oai_tool_choice(d, body, ak_json_get_str(request, "toolChoice"), w->err);
@@ -11076,18 +11380,21 @@ AK_PRIVATE void ak__oai_cleanup(ak_decode *dc) {
 }
 
 AK_PRIVATE ak_finish_reason ak__oai_reason(const char *r) {
-    if (ak__streq(r, "stop") || ak__streq(r, "tool_calls") || ak__streq(r, "function_call")) return AK_FINISH_STOP;
-    if (ak__streq(r, "length")) return AK_FINISH_LENGTH;
-    if (ak__streq(r, "content_filter")) return AK_FINISH_BLOCKED;
+    static const struct { const char *name; ak_finish_reason reason; } reasons[] = {
+        {"stop", AK_FINISH_STOP}, {"tool_calls", AK_FINISH_STOP}, {"function_call", AK_FINISH_STOP},
+        {"length", AK_FINISH_LENGTH}, {"content_filter", AK_FINISH_BLOCKED}};
+    size_t i;
+    for (i = 0; i < AK__COUNTOF(reasons); i++)
+        if (ak__streq(r, reasons[i].name)) return reasons[i].reason;
     return AK_FINISH_OTHER;
 }
 
 AK_PRIVATE void ak__oai_usage(ak__acc *a, const ak_json *u) {
-    a->usage[AK__USE_IN] = ak__acc_count(ak_json_get(u, "prompt_tokens"));
-    a->usage[AK__USE_OUT] = ak__acc_count(ak_json_get(u, "completion_tokens"));
-    a->usage[AK__USE_TOTAL] = ak__acc_count(ak_json_get(u, "total_tokens"));
-    a->usage[AK__USE_THOUGHTS] = ak__acc_count(ak_json_path(u, "completion_tokens_details.reasoning_tokens"));
-    a->usage[AK__USE_CACHED] = ak__acc_count(ak_json_path(u, "prompt_tokens_details.cached_tokens"));
+    static const char *const paths[AK__USE_N] = {"prompt_tokens", "completion_tokens", "total_tokens",
+                                                 "completion_tokens_details.reasoning_tokens",
+                                                 "prompt_tokens_details.cached_tokens"};
+    int i;
+    for (i = 0; i < AK__USE_N; i++) a->usage[i] = ak__acc_count(ak_json_path(u, paths[i]));
 }
 
 /* Whether the arguments received so far are a complete JSON value. */
@@ -11196,8 +11503,11 @@ AK_PRIVATE ak_result ak__oai_complete(ak_decode *dc, ak__oai *st) {
 
 AK_PRIVATE ak_result ak__oai_end(ak_decode *dc) {
     ak__oai *st = (ak__oai *)dc->state;
-    if (!st->done)
-        return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
+    if (!st->done) {
+        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
+        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
+        return AK_ERR_MODEL;
+    }
     /* what llama.cpp builds before Sept 2025 do after an error: [DONE] without a finish */
     if (!st->finished)
         return ak_decode_fail(dc, AK_STATUS_UNKNOWN, "openai: the stream ended without a finish_reason (incomplete)");
@@ -11224,8 +11534,11 @@ static const ak_adapter ak__openai_adapter = {"openai",          AK_STREAM_SSE, 
                                               ak__wire_http_error};
 
 AKDEF const ak_adapter *ak_adapter_openai(void) { return &ak__openai_adapter; }
+#endif /* AK_NO_OPENAI */
 /* ---- end src/openai.c ---- */
+#endif /* src/openai.c */
 
+#if !defined(AK_NO_OLLAMA)
 /* ---- begin src/ollama.c ---- */
 /* >>ollama: the Ollama native chat adapter (POST /api/chat, NDJSON streaming); it builds on
    the request and answer helpers of openai.c */
@@ -11463,8 +11776,11 @@ AK_PRIVATE ak_result ak__ollama_event(ak_decode *dc, const char *name, const cha
 AK_PRIVATE ak_result ak__ollama_end(ak_decode *dc) {
     ak__ollama *st = (ak__ollama *)dc->state;
     /* also how an error after the first line looks when the {"error"} line was lost */
-    if (!st->done)
-        return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "ollama: the stream ended before done:true (truncated)");
+    if (!st->done) {
+        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "ollama: the stream ended before done:true (truncated)");
+        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
+        return AK_ERR_MODEL;
+    }
     return ak__ollama_complete(dc, st);
 }
 
@@ -11481,7 +11797,9 @@ static const ak_adapter ak__ollama_adapter = {"ollama",          AK_STREAM_NDJSO
 
 AKDEF const ak_adapter *ak_adapter_ollama(void) { return &ak__ollama_adapter; }
 /* ---- end src/ollama.c ---- */
+#endif /* src/ollama.c */
 
+#if !defined(AK_NO_ANTHROPIC) || !defined(AK_NO_GEMINI)
 /* ---- begin src/anthropic.c ---- */
 /* >>anthropic: the Anthropic Messages adapter (POST /v1/messages, SSE streaming), preceded
    by the helpers gemini.c shares with it (ak__prov_*) */
@@ -12323,7 +12641,9 @@ AKDEF const ak_adapter *ak_adapter_anthropic(void) {
     return &adapter;
 }
 /* ---- end src/anthropic.c ---- */
+#endif /* src/anthropic.c */
 
+#if !defined(AK_NO_GEMINI)
 /* ---- begin src/gemini.c ---- */
 /* >>gemini: the Google Gemini API adapter (generateContent, streamGenerateContent?alt=sse) */
 
@@ -12987,7 +13307,9 @@ AKDEF const ak_adapter *ak_adapter_gemini(void) {
     return &adapter;
 }
 /* ---- end src/gemini.c ---- */
+#endif /* src/gemini.c */
 
+#if !defined(AK_NO_LOCAL_MODELS)
 /* ---- begin src/model_local.c ---- */
 /* >>model_local: models implemented in C without a network: the programmable model of the
    conformance harness and the deterministic scripted model of the interop agents and the
@@ -13251,8 +13573,10 @@ AK_PRIVATE ak_result ak__script_start(ak_model *model, ak_model_call *call) {
     AK_MEMSET(&s, 0, sizeof s);
     ak_buf_init(&s.text, call->out->arena.alloc);
     ak__script_parse(&s, call);
-    rc = ak__script_answer(call, &s);
+    /* a text lost to a failed allocation must not be answered as if it were empty */
+    rc = s.text.err ? AK_ERR_OUT_OF_MEMORY : ak__script_answer(call, &s);
     ak_buf_free(&s.text);
+    if (rc == AK_ERR_OUT_OF_MEMORY) ak_model_call_fail(call, AK_STATUS_RESOURCE_EXHAUSTED, 0, -1, "out of memory");
     if (rc == AK_ERR_CANCELLED) ak_model_call_fail(call, AK_STATUS_CANCELLED, 0, -1, "cancelled");
     return rc == AK_PENDING ? AK_PENDING : AK_OK;
 }
@@ -13286,6 +13610,7 @@ AKDEF void ak_scripted_model_init(ak_model *m) {
     m->cancel = ak__script_cancel;
 }
 /* ---- end src/model_local.c ---- */
+#endif /* src/model_local.c */
 
 /* ---- begin src/session.c ---- */
 /* >>session implementation: message lists, session state, snapshots and their JSON */
@@ -13784,10 +14109,12 @@ AKDEF ak_snapshot_status ak_snapshot_read_status(const ak_snapshot *s, int64_t n
    an older row rebuilds its list from its ancestors when it is read. */
 
 
-/* FNV-1a */
-AK_PRIVATE uint64_t ak__hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    while (*s) h = (h ^ AK__U8(*s++)) * 1099511628211ull;
+/* 32-bit FNV-1a: cheap on a 32-bit MCU. Both hash tables have a power of two buckets, so
+   a bucket is the hash's low bits. */
+AK_PRIVATE uint32_t ak__mem_fnv(const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    uint32_t h = 2166136261u;
+    while (n--) h = (h ^ *b++) * 16777619u;
     return h;
 }
 
@@ -13833,12 +14160,13 @@ AK_PRIVATE void ak__memid_format(const unsigned char *bin, char out[37]) {
     out[o] = 0;
 }
 
-AK_PRIVATE uint64_t ak__memid_hash(const ak__memid *id) {
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *p = id->str ? (const unsigned char *)id->str : id->bin;
-    size_t i, n = id->str ? id->len : 16;
-    for (i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h ^ (uint64_t)(id->str != NULL);
+/* The hash of an id given as text (`text` set) or as 16 bytes. */
+AK_PRIVATE uint32_t ak__memid_hash_of(const void *p, size_t n, int text) {
+    return ak__mem_fnv(p, text ? n : 16) ^ (uint32_t)(text != 0);
+}
+
+AK_PRIVATE uint32_t ak__memid_hash(const ak__memid *id) {
+    return id->str ? ak__memid_hash_of(id->str, id->len, 1) : ak__memid_hash_of(id->bin, 16, 0);
 }
 
 /* ---- the message text codec ------------------------------------------------------------ */
@@ -13932,6 +14260,12 @@ AK_PRIVATE void ak__row_parent(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
     else AK_MEMCPY(out, ak__row_text(r) + r->text_len + r->id_len, r->parent_len), out[r->parent_len] = 0;
 }
 
+/* The same hash as ak__memid_hash of the row's id. */
+AK_PRIVATE uint32_t ak__row_hash(const ak__memrow *r) {
+    return r->id_len ? ak__memid_hash_of(ak__row_text(r) + r->text_len, r->id_len, 1)
+                     : ak__memid_hash_of(r->id, 16, 0);
+}
+
 AK_PRIVATE int ak__row_is(const ak__memrow *r, const ak__memid *id) {
     if (id->str) return r->id_len == id->len && AK_MEMCMP(ak__row_text(r) + r->text_len, id->str, id->len) == 0;
     return !r->id_len && AK_MEMCMP(r->id, id->bin, 16) == 0;
@@ -13985,7 +14319,7 @@ AK_PRIVATE void ak__row_make_hot(ak_memstore *m, ak__memrow *r, ak_msgs *list) {
     m->hot_next = (m->hot_next + 1) % AK_MEMSTORE_HOT;
 }
 
-#define AK__ROW_BUCKET(m, id) (&(m)->rows[ak__memid_hash(id) % (m)->row_buckets])
+#define AK__ROW_BUCKET(m, id) (&(m)->rows[ak__memid_hash(id) & ((m)->row_buckets - 1)])
 
 AK_PRIVATE ak__memrow *ak__mem_find(const ak_memstore *m, const ak__memid *id) {
     ak__memrow *r;
@@ -14010,11 +14344,11 @@ AK_PRIVATE ak__memrow *ak__row_parent_row(const ak_memstore *m, const ak__memrow
 }
 
 AK_PRIVATE ak__memsess *ak__mem_session(ak_memstore *m, const char *sid, int create) {
-    uint64_t h = ak__hash(sid);
+    size_t n = ak__strlen(sid);
+    uint32_t h = ak__mem_fnv(sid, n);
     ak__memsess *s;
-    size_t n;
     if (m->session_buckets)
-        for (s = m->sessions[h % m->session_buckets]; s; s = s->next)
+        for (s = m->sessions[h & (m->session_buckets - 1)]; s; s = s->next)
             if (ak__streq(s->id, sid)) return s;
     if (!create) return NULL;
     if (m->session_count >= m->session_buckets) {
@@ -14025,21 +14359,21 @@ AK_PRIVATE ak__memsess *ak__mem_session(ak_memstore *m, const char *sid, int cre
         for (i = 0; i < m->session_buckets; i++)
             while (m->sessions[i]) {
                 ak__memsess *x = m->sessions[i];
+                ak__memsess **to = &b[ak__mem_fnv(x->id, x->len) & (nb - 1)];
                 m->sessions[i] = x->next;
-                x->next = b[ak__hash(x->id) % nb];
-                b[ak__hash(x->id) % nb] = x;
+                x->next = *to;
+                *to = x;
             }
         ak_free(ak__mem_alloc(m), m->sessions, m->session_buckets * sizeof *m->sessions);
         m->sessions = b;
         m->session_buckets = nb;
     }
-    n = ak__strlen(sid);
     if (!(s = (ak__memsess *)ak_alloc(ak__mem_alloc(m), sizeof *s + n))) return NULL;
     s->rows = NULL;
     s->len = n;
     AK_MEMCPY(s->id, sid, n + 1);
-    s->next = m->sessions[h % m->session_buckets];
-    m->sessions[h % m->session_buckets] = s;
+    s->next = m->sessions[h & (m->session_buckets - 1)];
+    m->sessions[h & (m->session_buckets - 1)] = s;
     m->session_count++;
     return s;
 }
@@ -14051,14 +14385,10 @@ AK_PRIVATE ak_result ak__mem_grow(ak_memstore *m) {
     AK_MEMSET(b, 0, n * sizeof *b);
     for (i = 0; i < m->row_buckets; i++)
         while (m->rows[i]) {
-            ak__memrow *r = m->rows[i];
-            ak__memid id;
-            char sid[AK_ID_MAX + 1];
+            ak__memrow *r = m->rows[i], **to = &b[ak__row_hash(r) & (n - 1)];
             m->rows[i] = r->next_id;
-            ak__row_id(r, sid);
-            ak__memid_parse(sid, &id);
-            r->next_id = b[ak__memid_hash(&id) % n];
-            b[ak__memid_hash(&id) % n] = r;
+            r->next_id = *to;
+            *to = r;
         }
     ak_free(ak__mem_alloc(m), m->rows, m->row_buckets * sizeof *m->rows);
     m->rows = b;
@@ -14349,7 +14679,8 @@ AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_stor
     if (old && (rc = ak__row_to_snapshot(m, old, &current, err)) != AK_OK) return rc;
     rc = fn(fn_ud, current, &next);
     ak_snapshot_release(current);
-    if (rc != AK_OK || !next) return rc;
+    if (rc != AK_OK) return ak_error_set(err, rc, "memory store: the save was refused: %s", ak_result_str(rc));
+    if (!next) return AK_OK;
     name = snapshot_id ? snapshot_id : next->id;
     if (!name) {
         if ((rc = ak_uuid4(m->ctx, fresh)) != AK_OK) {
@@ -15900,7 +16231,8 @@ AK_PRIVATE ak_result ak__fs_save_locked(ak__fs_tenant *t, const char *snapshot_i
     ak_result rc = AK_OK;
     AK_MEMSET(&cur, 0, sizeof cur);
     if (snapshot_id) rc = ak__fs_load(t, snapshot_id, &cur, err);
-    if (rc == AK_OK) rc = fn(fn_ud, cur.snap, &next);
+    if (rc == AK_OK && (rc = fn(fn_ud, cur.snap, &next)) != AK_OK)
+        ak_error_set(err, rc, "file store: the save was refused: %s", ak_result_str(rc));
     if (rc == AK_OK && next) rc = ak__fs_claim_id(t, snapshot_id, &next, err);
     /* the mutator's own id may name an existing row, which this write replaces */
     if (rc == AK_OK && next && !snapshot_id) rc = ak__fs_load(t, next->id, &cur, err);
@@ -16314,6 +16646,8 @@ typedef struct ak__ptool {
     const ak_json *response;     /* a respond entry or pending output answering it */
     int restart;                 /* 1: re-run because of a restart entry */
     int pending_output;          /* 1: answered by its metadata.pendingOutput */
+    int traced;                  /* 1: a trace span began (at `started`) and must end */
+    int64_t started;
 } ak__ptool;
 
 /* The prompt-agent turn machine (prompt.c). */
@@ -16407,6 +16741,18 @@ AK_PRIVATE ak_result ak__parse_desc_json(ak_agent *a, const char *text, const ch
     return AK_OK;
 }
 
+/* Checks value against a schema the agent parsed (NULL: anything goes). Built without the
+   validator (AK_NO_SCHEMA), tool input schemas are only sent to the model and tools check
+   their input themselves; state schemas, which are only for checking, are refused at init. */
+AK_PRIVATE ak_result ak__agent_schema_check(const ak_json *schema, const ak_json *value, ak_error *err) {
+#ifdef AK_NO_SCHEMA
+    AK__UNUSED(schema), AK__UNUSED(value), AK__UNUSED(err);
+    return AK_OK;
+#else
+    return schema ? ak_json_schema_validate(schema, value, err) : AK_OK;
+#endif
+}
+
 /* The part of every model request that does not change: config, tools, output. */
 AK_PRIVATE ak_result ak__build_request(ak_agent *a, ak_error *err) {
     ak_json_doc *d = &a->doc;
@@ -16456,6 +16802,11 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
     if (!desc->turn && !desc->model)
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "agent '%s' needs a model (prompt agent) or a turn function (custom agent)",
                             desc->name);
+#ifdef AK_NO_SCHEMA
+    if (desc->state_schema)
+        return ak_error_set(err, AK_ERR_UNSUPPORTED, "agent '%s' has a state schema, but this build has no JSON "
+                            "Schema validator (AK_NO_SCHEMA)", desc->name);
+#endif
     a->ctx = ctx;
     a->desc = *desc;
     if (a->desc.max_turns <= 0) a->desc.max_turns = 5;
@@ -16554,18 +16905,20 @@ AK_PRIVATE ak_result ak__reject(ak_invocation *inv, ak_status st, const char *fm
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-/* Sends {key: value} to the caller, through the client transform; nothing while detached. */
-AK_PRIVATE void ak__emit(ak_invocation *inv, const char *key, ak_json *value) {
+/* Sends {key: value} to the caller, through the client transform; nothing while detached.
+   Returns 0 when the chunk could not be built (out of memory). */
+AK_PRIVATE int ak__emit(ak_invocation *inv, const char *key, ak_json *value) {
     ak_json_doc d;
     ak_json *chunk;
     const ak_client_transform *t = &inv->agent->desc.transform;
-    if (inv->detached || !inv->on_chunk || !value) return;
+    int built;
+    if (inv->detached || !inv->on_chunk || !value) return 1;
     ak_json_doc_init(&d, inv->alloc);
     chunk = ak_json_new_object(&d);
-    if (ak_json_set(&d, chunk, key, ak_json_copy(&d, value)) == AK_OK &&
-        (!t->chunk || t->chunk(t->ud, &d, &chunk)) && chunk)
-        inv->on_chunk(inv->chunk_ud, chunk);
+    built = ak_json_set(&d, chunk, key, ak_json_copy(&d, value)) == AK_OK;
+    if (built && (!t->chunk || t->chunk(t->ud, &d, &chunk)) && chunk) inv->on_chunk(inv->chunk_ud, chunk);
     ak_json_doc_free(&d);
+    return built;
 }
 
 /* {role, index?, content, custom?} from a model chunk or parts. */
@@ -16604,10 +16957,11 @@ AK_PRIVATE ak_json *ak__client_state(ak_agent *a, const ak_session_state *s, ak_
 }
 
 /* Streams the custom state: the first patch of a turn replaces the root, later ones diff. */
-AK_PRIVATE void ak__emit_custom_patch(ak_invocation *inv) {
+AK_PRIVATE ak_result ak__emit_custom_patch(ak_invocation *inv) {
     ak_json_doc d;
     ak_json *now, *patch = NULL;
-    if (inv->detached || !inv->on_chunk) return;
+    int sent_ok = 1;
+    if (inv->detached || !inv->on_chunk) return AK_OK;
     ak_json_doc_init(&d, inv->alloc);
     if (inv->agent->desc.transform.state)
         now = ak_json_get(ak__client_state(inv->agent, &inv->state, &d), "custom");
@@ -16623,16 +16977,24 @@ AK_PRIVATE void ak__emit_custom_patch(ak_invocation *inv) {
     } else if (ak_json_diff(&d, inv->sent_custom ? inv->sent_custom->value : NULL, now, &patch) != AK_OK) {
         patch = NULL;
     }
-    if (patch && d.err == AK_OK && ak_json_len(patch)) {
+    if (!patch || d.err) {
+        sent_ok = 0;
+    } else if (ak_json_len(patch)) {
         ak_jref *sent = ak_jref_new(inv->alloc, now);
-        if (sent) {
+        sent_ok = sent && ak__emit(inv, "customPatch", patch);
+        if (sent_ok) {
             ak_jref_release(inv->sent_custom);
             inv->sent_custom = sent;
             inv->first_patch = 0;
-            ak__emit(inv, "customPatch", patch);
+        } else {
+            ak_jref_release(sent);
         }
     }
     ak_json_doc_free(&d);
+    /* a listener that missed a patch would track the wrong custom state from then on */
+    if (sent_ok) return AK_OK;
+    if (!inv->turn_failed) ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory streaming the custom state");
+    return AK_ERR_OUT_OF_MEMORY;
 }
 
 /* ---- snapshot writes ------------------------------------------------------------------ */
@@ -16682,7 +17044,7 @@ AK_PRIVATE ak_result ak__save_row(ak_invocation *inv, const char *id, ak_snapsho
 AK_PRIVATE ak_result ak__validate_custom(ak_invocation *inv, const ak_jref *custom, ak_error *err) {
     ak_error e;
     if (!inv->agent->state_schema || !custom) return AK_OK;
-    if (ak_json_schema_validate(inv->agent->state_schema, custom->value, &e) != AK_OK)
+    if (ak__agent_schema_check(inv->agent->state_schema, custom->value, &e) != AK_OK)
         return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT, "Schema validation failed for custom state: %s",
                               e.message);
     return AK_OK;
@@ -17320,8 +17682,8 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
     if (rc != AK_OK) return rc;
     for (in = ak_json_first(inputs); in && rc == AK_OK; in = in->next) rc = ak_invocation_send(inv, in, err);
     ak_invocation_close(inv);
-    while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING) {
-    }
+    while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING)
+        rc = AK_OK; /* not finished: pump again */
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
         rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
     ak_invocation_free(inv);
@@ -17424,13 +17786,19 @@ AKDEF ak_result ak_runner_set_messages(ak_runner *r, const ak_json *array) {
 AKDEF const ak_json *ak_runner_custom(const ak_runner *r) { return r->state.custom ? r->state.custom->value : NULL; }
 
 AKDEF ak_result ak_runner_set_custom(ak_runner *r, const ak_json *custom) {
-    ak_jref *c = ak_jref_new(r->alloc, custom);
-    if (!c) return AK_ERR_OUT_OF_MEMORY;
+    ak_jref *c;
+    ak_error e;
+    if (!custom) return AK_ERR_INVALID_ARGUMENT;
+    /* Checked now, not at the next load, so a bad value never reaches a snapshot. */
+    if (r->agent->state_schema && ak__agent_schema_check(r->agent->state_schema, custom, &e) != AK_OK) {
+        ak_log(r->agent->ctx, AK_LOG_WARN, "custom state refused: %s", e.message);
+        return AK_ERR_SCHEMA;
+    }
+    if (!(c = ak_jref_new(r->alloc, custom))) return AK_ERR_OUT_OF_MEMORY;
     ak_jref_release(r->state.custom);
     r->state.custom = c;
     r->version++;
-    ak__emit_custom_patch(r);
-    return AK_OK;
+    return ak__emit_custom_patch(r);
 }
 
 AKDEF const ak_json *ak_runner_artifacts(const ak_runner *r) {
@@ -17672,7 +18040,12 @@ AK_PRIVATE void ak__tool_start(ak_invocation *inv, ak__ptool *t, const ak_json *
         return;
     }
     c->ud = tool->ud;
-    if (a->input_schemas[t->tool] && ak_json_schema_validate(a->input_schemas[t->tool], c->input, &e) != AK_OK) {
+    if (!tool->interrupt) { /* a span covers validation too, as Genkit's tool action does */
+        t->traced = 1;
+        t->started = ak_mono_ms(inv->ctx);
+        ak__trace(inv, AK_TRACE_TOOL, 0, tool->name, 0, AK_STATUS_OK, c->input);
+    }
+    if (ak__agent_schema_check(a->input_schemas[t->tool], c->input, &e) != AK_OK) {
         c->state = AK__TOOL_FAILED;
         ak_error_setst(&c->error, AK_ERR_SCHEMA, AK_STATUS_INVALID_ARGUMENT,
                        "Schema validation failed for input of tool '%s'. Parse Errors: %s", tool->name, e.message);
@@ -17682,7 +18055,6 @@ AK_PRIVATE void ak__tool_start(ak_invocation *inv, ak__ptool *t, const ak_json *
         ak_tool_interrupt(c, NULL);
         return;
     }
-    ak__trace(inv, AK_TRACE_TOOL, 0, tool->name, 0, AK_STATUS_OK, c->input);
     /* the handle exists before the call, so a tool can keep it and answer later */
     if (ak__slot_acquire(a, c) != AK_OK) {
         ak_tool_fail(c, AK_STATUS_RESOURCE_EXHAUSTED, "too many tools answering later");
@@ -17709,6 +18081,21 @@ AK_PRIVATE int ak__tools_running(const ak__prompt *pt) {
     return 0;
 }
 
+/* Ends every tool's trace span: a failed tool with its status, others with their output
+   (an interrupting tool's output is NULL). */
+AK_PRIVATE void ak__tools_trace_end(ak_invocation *inv) {
+    ak__prompt *pt = &inv->pt;
+    size_t i;
+    for (i = 0; i < pt->tool_count; i++) {
+        ak__ptool *t = &pt->tools[i];
+        int failed = t->call.state == AK__TOOL_FAILED;
+        if (!t->traced) continue;
+        t->traced = 0;
+        ak__trace(inv, AK_TRACE_TOOL, 1, t->call.tool->name, t->started, failed ? t->call.error.status : AK_STATUS_OK,
+                  failed ? NULL : t->call.output);
+    }
+}
+
 /* Fails the turn with the first failed tool, if any. */
 AK_PRIVATE int ak__tools_failed(ak_invocation *inv) {
     ak__prompt *pt = &inv->pt;
@@ -17716,7 +18103,6 @@ AK_PRIVATE int ak__tools_failed(ak_invocation *inv) {
     for (i = 0; i < pt->tool_count; i++) {
         ak_tool_call *c = &pt->tools[i].call;
         if (c->state != AK__TOOL_FAILED) continue;
-        ak__trace(inv, AK_TRACE_TOOL, 1, c->tool ? c->tool->name : "?", 0, c->error.status, NULL);
         ak__turn_error(inv, c->error.status ? c->error.status : AK_STATUS_INTERNAL, "%s", c->error.message);
         /* a tool's own failure reads like a thrown Error; library checks carry the status */
         inv->error_prefixed = c->error.code != AK_ERR_AGENT;
@@ -17818,6 +18204,7 @@ AK_PRIVATE ak_result ak__resume_finish(ak_invocation *inv) {
     ak_json_doc *d = &inv->turn_doc;
     ak_json *content = ak_json_new_array(d);
     size_t i;
+    ak__tools_trace_end(inv);
     if (ak__tools_failed(inv)) return AK_ERR_AGENT;
     for (i = 0; i < pt->tool_count; i++) {
         ak__ptool *t = &pt->tools[i];
@@ -17903,13 +18290,9 @@ AK_PRIVATE ak_result ak__tools_done(ak_invocation *inv) {
     ak_json *content;
     size_t i;
     int interrupted = 0;
+    ak__tools_trace_end(inv);
     if (ak__tools_failed(inv)) return AK_ERR_AGENT;
-    for (i = 0; i < pt->tool_count; i++) {
-        ak_tool_call *c = &pt->tools[i].call;
-        if (c->tool && !c->tool->interrupt)
-            ak__trace(inv, AK_TRACE_TOOL, 1, c->tool->name, 0, AK_STATUS_OK, c->output);
-        interrupted |= c->state == AK__TOOL_INTERRUPTED;
-    }
+    for (i = 0; i < pt->tool_count; i++) interrupted |= pt->tools[i].call.state == AK__TOOL_INTERRUPTED;
     if (interrupted) {
         /* interrupted requests carry metadata.interrupt; finished siblings their output */
         content = ak_json_new_array(d);
@@ -18152,11 +18535,11 @@ AK_PRIVATE ak_result ak__chat_merge_artifacts(ak_chat *c, const ak_json *arts) {
     ak_json *arr;
     const ak_json *a;
     ak_result rc;
-    if (!ak_json_len(arts)) return AK_OK;
+    if (!ak_json_is(arts, AK_JSON_ARRAY) || !ak_json_len(arts)) return AK_OK; /* a remote agent may send anything */
     ak_json_doc_init(&d, ak_context_allocator(c->ctx));
     arr = ak_json_copy(&d, c->artifacts ? c->artifacts->value : NULL);
     if (!ak_json_is(arr, AK_JSON_ARRAY)) arr = ak_json_new_array(&d);
-    for (a = arts->u.first; a; a = a->next) {
+    for (a = ak_json_first(arts); a; a = a->next) {
         long i = ak__artifact_index(arr, a);
         if (i >= 0) ak_json_replace_at(arr, (size_t)i, ak_json_copy(&d, a));
         else ak_json_push(arr, ak_json_copy(&d, a));
@@ -18302,7 +18685,7 @@ AKDEF ak_result ak_chat_poll(ak_chat *c, int wait_ms, ak_response *r, ak_error *
         if (r->doc.err) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
         if (r->finish_reason == AK_FINISH_FAILED)
             return ak_error_setst(err, AK_ERR_AGENT, r->error_status,
-                                  "%s", r->error_message ? r->error_message : "the turn failed");
+                                  "%s", r->error_message && *r->error_message ? r->error_message : "the turn failed");
         return AK_OK;
     }
     c->cancelled = 0;
@@ -18318,22 +18701,26 @@ AKDEF ak_result ak_chat_send_input(ak_chat *c, const ak_json *input, ak_response
     ak_result rc;
     AK_MEMSET(r, 0, sizeof *r);
     rc = ak_chat_start(c, input, NULL, NULL, err);
-    while (rc == AK_OK && (rc = ak_chat_poll(c, 50, r, err)) == AK_PENDING) {
-    }
+    while (rc == AK_OK && (rc = ak_chat_poll(c, 50, r, err)) == AK_PENDING)
+        rc = AK_OK; /* not finished: pump again */
     return rc;
+}
+
+AKDEF ak_json *ak_input_text(ak_json_doc *d, const char *text) {
+    ak_json *input = ak_json_new_object(d), *msg = ak_msg_new(d, "user");
+    ak_msg_add(msg, ak_part_text(d, text ? text : ""));
+    ak_json_set(d, input, "message", msg);
+    return d->err ? NULL : input;
 }
 
 AKDEF ak_result ak_chat_send(ak_chat *c, const char *text, ak_response *r, ak_error *err) {
     ak_json_doc d;
-    ak_json *input, *msg;
+    ak_json *input;
     ak_result rc;
     AK_MEMSET(r, 0, sizeof *r);
     ak_json_doc_init(&d, ak_context_allocator(c->ctx));
-    input = ak_json_new_object(&d);
-    msg = ak_msg_new(&d, "user");
-    ak_msg_add(msg, ak_part_text(&d, text));
-    ak_json_set(&d, input, "message", msg);
-    rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
+    input = ak_input_text(&d, text);
+    rc = !input ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
     ak_json_doc_free(&d);
     return rc;
 }
@@ -18364,9 +18751,13 @@ AKDEF ak_result ak_chat_detach(ak_chat *c, const ak_json *input, char id[AK_ID_M
     in = ak_json_copy(&d, input);
     if (!ak_json_is(in, AK_JSON_OBJECT)) in = ak_json_new_object(&d);
     ak_json_set_bool(&d, in, "detach", 1);
+    AK_MEMSET(&r, 0, sizeof r);
     rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, in, &r, err);
     ak_json_doc_free(&d);
-    if (rc != AK_OK) return rc;
+    if (rc != AK_OK) {
+        ak_response_free(&r); /* a failed turn fills it too */
+        return rc;
+    }
     if (!r.snapshot_id) rc = ak_error_set(err, AK_ERR_AGENT, "detach did not return a snapshotId.");
     else ak__copy_id(id, r.snapshot_id);
     ak_response_free(&r);
@@ -18410,6 +18801,7 @@ AKDEF ak_result ak_chat_load(ak_chat *c, ak_agent *a, const char *snapshot_id, c
 }
 /* ---- end src/chat.c ---- */
 
+#if !defined(AK_NO_SERVE)
 /* ---- begin src/serve.c ---- */
 /* >>serve implementation: the Genkit agent HTTP protocol server (any host HTTP server) and
    the remote-agent client (any transport) */
@@ -18614,14 +19006,19 @@ AK_PRIVATE ak_agent *ak__serve_agent(ak_serve *s, const char *name, size_t len) 
     return NULL;
 }
 
+/* What follows "<prefix>/" in path, or NULL. Compares no further than path's NUL: a path
+   may be shorter than the prefix. */
+AK_PRIVATE const char *ak__serve_under(const char *path, const char *prefix) {
+    while (*prefix && *path == *prefix) path++, prefix++;
+    return !*prefix && *path == '/' ? path + 1 : NULL;
+}
+
 /* Splits path into agent + action ("", "getSnapshot", "abort"); 0 if it is not ours. */
 AK_PRIVATE int ak__serve_route(ak_serve *s, const char *path, ak_agent **agent, const char **action) {
     int i;
     for (i = 0; i < 4 && s->desc.prefixes[i]; i++) {
-        size_t n = ak__strlen(s->desc.prefixes[i]);
-        const char *rest, *slash;
-        if (AK_MEMCMP(path, s->desc.prefixes[i], n) != 0 || path[n] != '/') continue;
-        rest = path + n + 1;
+        const char *rest = ak__serve_under(path, s->desc.prefixes[i]), *slash;
+        if (!rest) continue;
         for (slash = rest; *slash && *slash != '/'; slash++) {
         }
         *agent = ak__serve_agent(s, rest, (size_t)(slash - rest));
@@ -18807,14 +19204,16 @@ AKDEF ak_result ak_serve_handle(ak_serve *s, const ak_serve_request *req, ak_htt
 AKDEF ak_result ak_serve_pump(ak_serve *s, int wait_ms) {
     ak__exchange *x, *next;
     size_t i;
+    int background = 0;
     for (x = s->live; x; x = next) {
         next = x->next;
         if (ak__serve_step(x, 0)) ak__serve_free_exchange(x);
     }
-    for (i = 0; i < s->desc.agent_count; i++) ak_agent_pump(s->desc.agents[i], 0);
+    for (i = 0; i < s->desc.agent_count; i++)
+        if (ak_agent_pump(s->desc.agents[i], 0) == AK_PENDING) background = 1;
     /* nothing finished: let the oldest exchange wait for its model's I/O */
     if (s->live && wait_ms > 0 && ak__serve_step(s->live, wait_ms)) ak__serve_free_exchange(s->live);
-    return s->live ? AK_PENDING : AK_OK;
+    return s->live || background ? AK_PENDING : AK_OK;
 }
 
 AKDEF void ak_serve_abandon(ak_serve *s, ak_http_writer *w) {
@@ -18872,22 +19271,21 @@ AK_PRIVATE void ak__remote_error_from(ak__remote_call *rc, const ak_json *e, int
     ak_status status = st ? ak_status_from_name(st, ak__strlen(st)) : ak_status_from_http(http);
     if (rc->failed || rc->result) return;
     rc->failed = 1;
-    ak_error_setst(&rc->error, AK_ERR_AGENT, status, "%s", msg ? msg : "the remote agent failed");
+    ak_error_setst(&rc->error, AK_ERR_AGENT, status, "%s", msg && *msg ? msg : "the remote agent failed");
 }
 
-/* One frame: "<field>: <json>" where the JSON holds message, result or error. */
-AK_PRIVATE void ak__remote_frame(ak__remote_call *rc, const char *f, size_t n) {
+/* One frame: "<field>: <json>" where the JSON holds message, result or error. `last`: the
+   bytes the stream ended with, without the blank line that ends a frame; when they are no
+   frame, the stream was cut. */
+AK_PRIVATE void ak__remote_frame(ak__remote_call *rc, const char *f, size_t n, int last) {
     ak_json_doc tmp;
     ak_json *v, *x;
     size_t i = 0;
     while (i < n && f[i] != ':') i++;
-    if (i == n) {
-        ak__remote_fail(rc, AK_STATUS_INTERNAL, "malformed frame from the remote agent%s", NULL);
-        return;
-    }
     ak_json_doc_init(&tmp, ak_context_allocator(rc->ra->ctx));
-    if (ak_json_parse_value(&tmp, f + i + 1, n - i - 1, NULL, &v, NULL) != AK_OK || !ak_json_is(v, AK_JSON_OBJECT)) {
-        ak__remote_fail(rc, AK_STATUS_INTERNAL, "the remote agent sent a frame that is not JSON%s", NULL);
+    if (i == n || ak_json_parse_value(&tmp, f + i + 1, n - i - 1, NULL, &v, NULL) != AK_OK || !ak_json_is(v, AK_JSON_OBJECT)) {
+        if (last) ak__remote_fail(rc, AK_STATUS_UNAVAILABLE, "the remote agent's stream was cut in the middle of a frame%s", NULL);
+        else ak__remote_fail(rc, AK_STATUS_INTERNAL, "the remote agent sent a frame that is not JSON%s", NULL);
     } else if ((x = ak_json_get(v, "message")) != NULL) {
         if (rc->on_chunk && !rc->failed && !rc->result) rc->on_chunk(rc->chunk_ud, x);
     } else if ((x = ak_json_get(v, "result")) != NULL) {
@@ -18908,7 +19306,7 @@ AK_PRIVATE void ak__remote_frames(ak__remote_call *rc) {
         if (rc->in.ptr[i] == '\n' && rc->in.ptr[i + 1] == '\n') skip = 2;
         else if (i + 3 < rc->in.len && AK_MEMCMP(rc->in.ptr + i, "\r\n\r\n", 4) == 0) skip = 4;
         else continue;
-        if (end > start) ak__remote_frame(rc, rc->in.ptr + start, end - start);
+        if (end > start) ak__remote_frame(rc, rc->in.ptr + start, end - start, 0);
         start = i + skip;
         i = start - 1;
     }
@@ -18947,7 +19345,7 @@ AK_PRIVATE void ak__remote_done(ak_http_sink *s, ak_result r, const char *msg) {
         return;
     }
     if (rc->status == 200 && rc->streaming) {
-        if (rc->in.len) ak__remote_frame(rc, rc->in.ptr, rc->in.len); /* a last frame without its blank line */
+        if (rc->in.len) ak__remote_frame(rc, rc->in.ptr, rc->in.len, 1); /* a last frame without its blank line */
         if (!rc->result) ak__remote_fail(rc, AK_STATUS_UNAVAILABLE, "the remote agent's stream ended without a result%s", NULL);
         return;
     }
@@ -19051,8 +19449,8 @@ AK_PRIVATE ak_result ak__remote_poll(ak__remote_call *rc, int wait_ms, ak_error 
 AK_PRIVATE ak_result ak__remote_json(ak_remote_agent *ra, const char *url, const ak_json *data, ak__remote_call **out,
                                      ak_error *err) {
     ak_result r = ak__remote_start(ra, url, data, NULL, 0, NULL, NULL, out, err);
-    while (r == AK_OK && (r = ak__remote_poll(*out, 50, err)) == AK_PENDING) {
-    }
+    while (r == AK_OK && (r = ak__remote_poll(*out, 50, err)) == AK_PENDING)
+        r = AK_OK; /* not finished: poll again */
     if (r != AK_OK && *out) {
         ak__remote_call_free(*out);
         *out = NULL;
@@ -19131,12 +19529,17 @@ AK_PRIVATE ak_result ak__rb_abort(void *ud, const char *snapshot_id, const char 
     return ak_remote_abort((ak_remote_agent *)ud, snapshot_id, previous, err);
 }
 
-AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc) {
+AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc,
+                                     ak_error *err) {
     const ak_allocator *a = ak_context_allocator(ctx);
     size_t ul, sl;
+    ak_url parsed;
+    ak_result rc;
     ak_buf b;
     AK_MEMSET(ra, 0, sizeof *ra);
-    if (!ctx || !desc || !desc->url || !desc->transport || !desc->transport->start) return AK_ERR_INVALID_ARGUMENT;
+    if (!ctx || !desc || !desc->url || !desc->transport || !desc->transport->start)
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "remote agent: ctx, url and transport are required");
+    if ((rc = ak_url_parse(desc->url, ak__strlen(desc->url), &parsed, err)) != AK_OK) return rc;
     ra->ctx = ctx;
     ra->desc = *desc;
     /* the three URLs in one block: url, url/getSnapshot (or given), url/abort (or given) */
@@ -19150,7 +19553,7 @@ AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const
     else ak_buf_puts(&b, desc->url), ak_buf_append(&b, "/abort", 7);
     if (b.err) {
         ak_buf_free(&b);
-        return AK_ERR_OUT_OF_MEMORY;
+        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
     }
     ra->urls = ak_buf_take(&b, NULL, &ra->urls_size);
     ra->turn_url = ra->urls;
@@ -19174,6 +19577,7 @@ AKDEF ak_result ak_remote_chat(ak_chat *c, ak_remote_agent *ra, const ak_json *i
     return ak_chat_init_backend(c, ra->ctx, &ra->backend, init, err);
 }
 /* ---- end src/serve.c ---- */
+#endif /* src/serve.c */
 
 #endif /* AGENTKIT_IMPLEMENTATION */
 

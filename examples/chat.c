@@ -23,14 +23,6 @@ static ak_model *pick_model(ak_context *ctx, ak_posix_transport *net, ak_http_mo
     return scripted;
 }
 
-/* An AgentInput with one user message: {"message":{"role":"user","content":[{"text":...}]}} */
-static ak_json *user_input(ak_json_doc *d, const char *text) {
-    ak_json *input = ak_json_new_object(d), *msg = ak_msg_new(d, "user");
-    ak_msg_add(msg, ak_part_text(d, text));
-    ak_json_set(d, input, "message", msg);
-    return input; /* builder errors are sticky in d->err; ak_chat_start refuses a NULL */
-}
-
 /* Called for every chunk of the turn as it arrives: print the model's text at once. */
 static void print_chunk(void *ud, const ak_json *chunk) {
     const ak_json *mc = ak_json_get(chunk, "modelChunk");
@@ -38,8 +30,11 @@ static void print_chunk(void *ud, const ak_json *chunk) {
     if (!mc || strcmp(ak_json_str_or(ak_json_get(mc, "role"), ""), "model") != 0) return;
     ak_buf_init(&text, NULL);
     ak_msg_text(mc, &text); /* a chunk has a message's shape: {role, content: [parts]} */
-    if (text.len) fwrite(text.ptr, 1, text.len, stdout), *(int *)ud = 1;
-    fflush(stdout);
+    if (text.len) {
+        fwrite(text.ptr, 1, text.len, stdout);
+        fflush(stdout);
+        *(int *)ud = 1; /* something was shown */
+    }
     ak_buf_free(&text);
 }
 
@@ -48,19 +43,28 @@ static void turn(ak_chat *chat, const char *text) {
     ak_json_doc d;
     ak_response r;
     ak_error err;
+    ak_json *input;
     ak_result rc;
     int streamed = 0;
-    memset(&r, 0, sizeof r);
+    memset(&r, 0, sizeof r); /* freed below even when the turn never started */
     ak_json_doc_init(&d, NULL);
     fputs("agent> ", stdout);
-    rc = ak_chat_start(chat, user_input(&d, text), print_chunk, &streamed, &err);
-    while (rc == AK_OK && (rc = ak_chat_poll(chat, 100, &r, &err)) == AK_PENDING) {
-    }
+    input = ak_input_text(&d, text);
+    rc = input ? ak_chat_start(chat, input, print_chunk, &streamed, &err)
+               : ak_error_set(&err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (rc == AK_OK)
+        while ((rc = ak_chat_poll(chat, 100, &r, &err)) == AK_PENDING) {
+        }
     if (rc == AK_OK && !streamed) fputs(r.text, stdout); /* an answer that was not streamed */
     if (rc != AK_OK) printf("[error: %s]", err.message);
     putchar('\n');
     ak_response_free(&r);
     ak_json_doc_free(&d);
+}
+
+static int fail(const char *what, const ak_error *err) {
+    fprintf(stderr, "chat: %s: %s\n", what, err->message);
+    return 1;
 }
 
 int main(void) {
@@ -78,19 +82,14 @@ int main(void) {
     ak_context_init(&ctx, NULL); /* default allocator, clock and random source */
     memset(&net_desc, 0, sizeof net_desc);
     net_desc.ctx = &ctx;
-    if (ak_posix_transport_init(&net, &net_desc, &err) != AK_OK) {
-        fprintf(stderr, "chat: %s\n", err.message);
-        return 1;
-    }
+    if (ak_posix_transport_init(&net, &net_desc, &err) != AK_OK) return fail("transport", &err);
     memset(&desc, 0, sizeof desc); /* every field has a zero default */
     desc.name = "chat";
     desc.model = pick_model(&ctx, &net, &provider, &scripted);
     desc.system = "You are a helpful assistant. Keep your answers short.";
     /* the chat keeps the conversation between turns */
-    if (ak_agent_init(&agent, &ctx, &desc, &err) != AK_OK || ak_chat_init(&chat, &agent, NULL, &err) != AK_OK) {
-        fprintf(stderr, "chat: %s\n", err.message);
-        return 1;
-    }
+    if (ak_agent_init(&agent, &ctx, &desc, &err) != AK_OK || ak_chat_init(&chat, &agent, NULL, &err) != AK_OK)
+        return fail("agent", &err);
 
     printf("model %s; type a message, Ctrl-D to quit\n", desc.model->name);
     for (;;) {

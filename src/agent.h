@@ -101,10 +101,11 @@ typedef struct ak_client_transform {
     void *ud;
 } ak_client_transform;
 
-/* Observability: called at the start and end of every invocation, turn, model call and tool
-   call (reference devui.md §4). `attrs` is a JSON object with the attributes Genkit's spans
-   carry (names, inputs, outputs, usage, agent:sessionId, agent:snapshotId, ...); end events
-   carry duration_ms and the status. */
+/* Observability: called at the start (end = 0) and end (end = 1) of every invocation, turn,
+   model call and tool call, nested as Genkit's spans are. name: the agent, "runTurn", the
+   model or the tool. End events carry duration_ms and the status. attrs (borrowed for the
+   call, may be NULL): a tool's input at its start and its output at its end (NULL when it
+   failed or interrupted), the model's GenerateResponse at the model call's end. */
 typedef enum ak_trace_kind {
     AK_TRACE_INVOCATION = 0,
     AK_TRACE_TURN,
@@ -209,7 +210,9 @@ AKDEF const ak_json *ak_runner_message(const ak_runner *r, size_t i);
 AKDEF ak_result ak_runner_add_message(ak_runner *r, const ak_json *msg);  /* copied */
 AKDEF ak_result ak_runner_set_messages(ak_runner *r, const ak_json *array); /* copied */
 AKDEF const ak_json *ak_runner_custom(const ak_runner *r);               /* NULL = none */
-/* Replaces the custom state (copied) and streams the customPatch. */
+/* Replaces the custom state (copied) and streams the customPatch. AK_ERR_SCHEMA (state
+   unchanged) when the agent has a state_schema the value does not match; AK_ERR_OUT_OF_MEMORY
+   when it cannot (the turn then fails: a listener must not miss a patch). */
 AKDEF ak_result ak_runner_set_custom(ak_runner *r, const ak_json *custom);
 AKDEF const ak_json *ak_runner_artifacts(const ak_runner *r);            /* array, never NULL */
 /* Adds artifacts (an Artifact or an array of them; same name replaces) and streams them. */
@@ -322,7 +325,10 @@ AKDEF void ak_chat_free(ak_chat *c);
    for every turn that ran (check r->finish_reason: a failed turn is AK_ERR_AGENT with r
    filled and err set); errors before the turn ran leave r empty. */
 AKDEF ak_result ak_chat_send(ak_chat *c, const char *text, ak_response *r, ak_error *err);
-/* Same with an AgentInput ({message}, {resume}, ...). */
+/* The AgentInput of a user text message, {message: {role: "user", content: [{text}]}},
+   built in d (NULL when d is out of memory): for ak_chat_start and ak_chat_detach. */
+AKDEF ak_json *ak_input_text(ak_json_doc *d, const char *text);
+/* Same as ak_chat_send with an AgentInput ({message}, {resume}, ...). */
 AKDEF ak_result ak_chat_send_input(ak_chat *c, const ak_json *input, ak_response *r, ak_error *err);
 /* Resume an interrupted turn: respond (array of toolResponse parts) and/or restart (array of
    toolRequest parts), either may be NULL. */

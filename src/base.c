@@ -74,6 +74,14 @@
 #define AK__UNCONST(T, p) ((T)(uintptr_t)(p))
 /* Bytes are compared as unsigned everywhere. */
 #define AK__U8(c) ((unsigned char)(c))
+/* Keeps a rarely taken slow path out of a hot caller (fewer register saves there). */
+#if defined(__GNUC__) || defined(__clang__)
+#define AK__NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define AK__NOINLINE __declspec(noinline)
+#else
+#define AK__NOINLINE
+#endif
 
 AK_PRIVATE size_t ak__strlen(const char *s) {
     const char *p = s;
@@ -84,6 +92,12 @@ AK_PRIVATE size_t ak__strlen(const char *s) {
 AK_PRIVATE int ak__streq(const char *a, const char *b) {
     while (*a && *a == *b) a++, b++;
     return *a == *b;
+}
+
+/* The NUL-terminated s begins with prefix (never reads past the end of s). */
+AK_PRIVATE int ak__starts_with(const char *s, const char *prefix) {
+    while (*prefix && *s == *prefix) s++, prefix++;
+    return !*prefix;
 }
 
 /* a[0..alen) equals the NUL-terminated b */
@@ -446,6 +460,12 @@ AKDEF ak_arena_mark ak_arena_save(const ak_arena *a) {
     return m;
 }
 
+/* Blocks were given back: the next one is sized from the newest block left, as when that
+   block was made, so an arena reset every turn does not grow its blocks turn after turn. */
+AK_PRIVATE void ak__arena_rewind(ak_arena *a) {
+    if (a->head && !a->fixed && a->head->size < ((size_t)1 << 20)) a->next_size = a->head->size * 2;
+}
+
 AKDEF void ak_arena_restore(ak_arena *a, ak_arena_mark m) {
     while (a->head && a->head != m.block) {
         ak_arena_block *b = a->head;
@@ -454,6 +474,7 @@ AKDEF void ak_arena_restore(ak_arena *a, ak_arena_mark m) {
     }
     if (a->head) a->head->used = m.used;
     a->used_bytes = m.used_bytes;
+    ak__arena_rewind(a);
 }
 
 AKDEF void ak_arena_reset(ak_arena *a) {
@@ -467,6 +488,7 @@ AKDEF void ak_arena_reset(ak_arena *a) {
     }
     if (a->head) a->head->used = 0;
     a->used_bytes = 0;
+    ak__arena_rewind(a);
 }
 
 AKDEF void ak_arena_free(ak_arena *a) {

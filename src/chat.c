@@ -161,11 +161,11 @@ AK_PRIVATE ak_result ak__chat_merge_artifacts(ak_chat *c, const ak_json *arts) {
     ak_json *arr;
     const ak_json *a;
     ak_result rc;
-    if (!ak_json_len(arts)) return AK_OK;
+    if (!ak_json_is(arts, AK_JSON_ARRAY) || !ak_json_len(arts)) return AK_OK; /* a remote agent may send anything */
     ak_json_doc_init(&d, ak_context_allocator(c->ctx));
     arr = ak_json_copy(&d, c->artifacts ? c->artifacts->value : NULL);
     if (!ak_json_is(arr, AK_JSON_ARRAY)) arr = ak_json_new_array(&d);
-    for (a = arts->u.first; a; a = a->next) {
+    for (a = ak_json_first(arts); a; a = a->next) {
         long i = ak__artifact_index(arr, a);
         if (i >= 0) ak_json_replace_at(arr, (size_t)i, ak_json_copy(&d, a));
         else ak_json_push(arr, ak_json_copy(&d, a));
@@ -311,7 +311,7 @@ AKDEF ak_result ak_chat_poll(ak_chat *c, int wait_ms, ak_response *r, ak_error *
         if (r->doc.err) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
         if (r->finish_reason == AK_FINISH_FAILED)
             return ak_error_setst(err, AK_ERR_AGENT, r->error_status,
-                                  "%s", r->error_message ? r->error_message : "the turn failed");
+                                  "%s", r->error_message && *r->error_message ? r->error_message : "the turn failed");
         return AK_OK;
     }
     c->cancelled = 0;
@@ -327,22 +327,26 @@ AKDEF ak_result ak_chat_send_input(ak_chat *c, const ak_json *input, ak_response
     ak_result rc;
     AK_MEMSET(r, 0, sizeof *r);
     rc = ak_chat_start(c, input, NULL, NULL, err);
-    while (rc == AK_OK && (rc = ak_chat_poll(c, 50, r, err)) == AK_PENDING) {
-    }
+    while (rc == AK_OK && (rc = ak_chat_poll(c, 50, r, err)) == AK_PENDING)
+        rc = AK_OK; /* not finished: pump again */
     return rc;
+}
+
+AKDEF ak_json *ak_input_text(ak_json_doc *d, const char *text) {
+    ak_json *input = ak_json_new_object(d), *msg = ak_msg_new(d, "user");
+    ak_msg_add(msg, ak_part_text(d, text ? text : ""));
+    ak_json_set(d, input, "message", msg);
+    return d->err ? NULL : input;
 }
 
 AKDEF ak_result ak_chat_send(ak_chat *c, const char *text, ak_response *r, ak_error *err) {
     ak_json_doc d;
-    ak_json *input, *msg;
+    ak_json *input;
     ak_result rc;
     AK_MEMSET(r, 0, sizeof *r);
     ak_json_doc_init(&d, ak_context_allocator(c->ctx));
-    input = ak_json_new_object(&d);
-    msg = ak_msg_new(&d, "user");
-    ak_msg_add(msg, ak_part_text(&d, text));
-    ak_json_set(&d, input, "message", msg);
-    rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
+    input = ak_input_text(&d, text);
+    rc = !input ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
     ak_json_doc_free(&d);
     return rc;
 }
@@ -373,9 +377,13 @@ AKDEF ak_result ak_chat_detach(ak_chat *c, const ak_json *input, char id[AK_ID_M
     in = ak_json_copy(&d, input);
     if (!ak_json_is(in, AK_JSON_OBJECT)) in = ak_json_new_object(&d);
     ak_json_set_bool(&d, in, "detach", 1);
+    AK_MEMSET(&r, 0, sizeof r);
     rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, in, &r, err);
     ak_json_doc_free(&d);
-    if (rc != AK_OK) return rc;
+    if (rc != AK_OK) {
+        ak_response_free(&r); /* a failed turn fills it too */
+        return rc;
+    }
     if (!r.snapshot_id) rc = ak_error_set(err, AK_ERR_AGENT, "detach did not return a snapshotId.");
     else ak__copy_id(id, r.snapshot_id);
     ak_response_free(&r);

@@ -1448,7 +1448,8 @@ AK_PRIVATE ak_result ak__fs_save_locked(ak__fs_tenant *t, const char *snapshot_i
     ak_result rc = AK_OK;
     AK_MEMSET(&cur, 0, sizeof cur);
     if (snapshot_id) rc = ak__fs_load(t, snapshot_id, &cur, err);
-    if (rc == AK_OK) rc = fn(fn_ud, cur.snap, &next);
+    if (rc == AK_OK && (rc = fn(fn_ud, cur.snap, &next)) != AK_OK)
+        ak_error_set(err, rc, "file store: the save was refused: %s", ak_result_str(rc));
     if (rc == AK_OK && next) rc = ak__fs_claim_id(t, snapshot_id, &next, err);
     /* the mutator's own id may name an existing row, which this write replaces */
     if (rc == AK_OK && next && !snapshot_id) rc = ak__fs_load(t, next->id, &cur, err);

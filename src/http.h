@@ -29,7 +29,8 @@ typedef struct ak_http_request {
 } ak_http_request;
 
 /* The sink: where a transport pushes the response. Order: on_status once, on_header for
-   each header, on_body any number of times (any split), then on_done exactly once. If a
+   each header (name and value are slices: read name_len / value_len bytes, do not expect a
+   NUL), on_body any number of times (any split), then on_done exactly once. If a
    callback returns anything but AK_OK the library has stopped listening: the transport
    must release the request and call nothing more on this sink. */
 typedef struct ak_http_sink ak_http_sink;

@@ -6,7 +6,7 @@
 /* ---- document ------------------------------------------------------------------------- */
 
 AKDEF void ak_json_doc_init(ak_json_doc *d, const ak_allocator *alloc) {
-    ak_arena_init(&d->arena, alloc, 4096);
+    ak_arena_init(&d->arena, alloc, AK_JSON_DOC_BLOCK);
     d->root = NULL;
     d->err = AK_OK;
 }
@@ -126,14 +126,6 @@ AK_PRIVATE void ak__jsync(ak__jparser *jp) {
         b->used = used;
     }
 }
-
-#if defined(__GNUC__) || defined(__clang__)
-#define AK__NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define AK__NOINLINE __declspec(noinline)
-#else
-#define AK__NOINLINE
-#endif
 
 /* The block is full: let the arena add one. Blocks double as usual, but the parse lets them
    grow past neither block_cap nor the size the document already asked for, so the unused
@@ -530,9 +522,9 @@ AKDEF ak_result ak_json_parse_value(ak_json_doc *d, const char *src, size_t len,
     jp.end = jp.p + len;
     jp.d = d;
     jp.err = err;
-    /* Blocks no larger than the input (4 KiB to 1 MiB): few allocations, and what the last
-       one leaves unused stays small next to the document. */
-    jp.block_cap = AK__MIN(AK__MAX(len, (size_t)4096), (size_t)1 << 20);
+    /* Blocks no larger than the input (AK_JSON_DOC_BLOCK to 1 MiB): few allocations, and what
+       the last one leaves unused stays small next to the document. */
+    jp.block_cap = AK__MIN(AK__MAX(len, (size_t)AK_JSON_DOC_BLOCK), (size_t)1 << 20);
     ak__jload(&jp);
     rc = ak__jparse(&jp, max_depth, &v);
     if (rc == AK_OK) {

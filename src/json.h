@@ -11,6 +11,12 @@ extern "C" {
 #define AK_JSON_MAX_DEPTH 512
 #endif
 
+/* Size of a document's first arena block (later ones double). Smaller saves RAM on devices
+   where most documents are small, at the cost of more allocations for big ones. */
+#ifndef AK_JSON_DOC_BLOCK
+#define AK_JSON_DOC_BLOCK 4096
+#endif
+
 typedef enum ak_json_type {
     AK_JSON_NULL = 0,
     AK_JSON_BOOL,

@@ -9,10 +9,12 @@
 
 #include "session.c"
 
-/* FNV-1a */
-AK_PRIVATE uint64_t ak__hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    while (*s) h = (h ^ AK__U8(*s++)) * 1099511628211ull;
+/* 32-bit FNV-1a: cheap on a 32-bit MCU. Both hash tables have a power of two buckets, so
+   a bucket is the hash's low bits. */
+AK_PRIVATE uint32_t ak__mem_fnv(const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    uint32_t h = 2166136261u;
+    while (n--) h = (h ^ *b++) * 16777619u;
     return h;
 }
 
@@ -58,12 +60,13 @@ AK_PRIVATE void ak__memid_format(const unsigned char *bin, char out[37]) {
     out[o] = 0;
 }
 
-AK_PRIVATE uint64_t ak__memid_hash(const ak__memid *id) {
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *p = id->str ? (const unsigned char *)id->str : id->bin;
-    size_t i, n = id->str ? id->len : 16;
-    for (i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h ^ (uint64_t)(id->str != NULL);
+/* The hash of an id given as text (`text` set) or as 16 bytes. */
+AK_PRIVATE uint32_t ak__memid_hash_of(const void *p, size_t n, int text) {
+    return ak__mem_fnv(p, text ? n : 16) ^ (uint32_t)(text != 0);
+}
+
+AK_PRIVATE uint32_t ak__memid_hash(const ak__memid *id) {
+    return id->str ? ak__memid_hash_of(id->str, id->len, 1) : ak__memid_hash_of(id->bin, 16, 0);
 }
 
 /* ---- the message text codec ------------------------------------------------------------ */
@@ -157,6 +160,12 @@ AK_PRIVATE void ak__row_parent(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
     else AK_MEMCPY(out, ak__row_text(r) + r->text_len + r->id_len, r->parent_len), out[r->parent_len] = 0;
 }
 
+/* The same hash as ak__memid_hash of the row's id. */
+AK_PRIVATE uint32_t ak__row_hash(const ak__memrow *r) {
+    return r->id_len ? ak__memid_hash_of(ak__row_text(r) + r->text_len, r->id_len, 1)
+                     : ak__memid_hash_of(r->id, 16, 0);
+}
+
 AK_PRIVATE int ak__row_is(const ak__memrow *r, const ak__memid *id) {
     if (id->str) return r->id_len == id->len && AK_MEMCMP(ak__row_text(r) + r->text_len, id->str, id->len) == 0;
     return !r->id_len && AK_MEMCMP(r->id, id->bin, 16) == 0;
@@ -210,7 +219,7 @@ AK_PRIVATE void ak__row_make_hot(ak_memstore *m, ak__memrow *r, ak_msgs *list) {
     m->hot_next = (m->hot_next + 1) % AK_MEMSTORE_HOT;
 }
 
-#define AK__ROW_BUCKET(m, id) (&(m)->rows[ak__memid_hash(id) % (m)->row_buckets])
+#define AK__ROW_BUCKET(m, id) (&(m)->rows[ak__memid_hash(id) & ((m)->row_buckets - 1)])
 
 AK_PRIVATE ak__memrow *ak__mem_find(const ak_memstore *m, const ak__memid *id) {
     ak__memrow *r;
@@ -235,11 +244,11 @@ AK_PRIVATE ak__memrow *ak__row_parent_row(const ak_memstore *m, const ak__memrow
 }
 
 AK_PRIVATE ak__memsess *ak__mem_session(ak_memstore *m, const char *sid, int create) {
-    uint64_t h = ak__hash(sid);
+    size_t n = ak__strlen(sid);
+    uint32_t h = ak__mem_fnv(sid, n);
     ak__memsess *s;
-    size_t n;
     if (m->session_buckets)
-        for (s = m->sessions[h % m->session_buckets]; s; s = s->next)
+        for (s = m->sessions[h & (m->session_buckets - 1)]; s; s = s->next)
             if (ak__streq(s->id, sid)) return s;
     if (!create) return NULL;
     if (m->session_count >= m->session_buckets) {
@@ -250,21 +259,21 @@ AK_PRIVATE ak__memsess *ak__mem_session(ak_memstore *m, const char *sid, int cre
         for (i = 0; i < m->session_buckets; i++)
             while (m->sessions[i]) {
                 ak__memsess *x = m->sessions[i];
+                ak__memsess **to = &b[ak__mem_fnv(x->id, x->len) & (nb - 1)];
                 m->sessions[i] = x->next;
-                x->next = b[ak__hash(x->id) % nb];
-                b[ak__hash(x->id) % nb] = x;
+                x->next = *to;
+                *to = x;
             }
         ak_free(ak__mem_alloc(m), m->sessions, m->session_buckets * sizeof *m->sessions);
         m->sessions = b;
         m->session_buckets = nb;
     }
-    n = ak__strlen(sid);
     if (!(s = (ak__memsess *)ak_alloc(ak__mem_alloc(m), sizeof *s + n))) return NULL;
     s->rows = NULL;
     s->len = n;
     AK_MEMCPY(s->id, sid, n + 1);
-    s->next = m->sessions[h % m->session_buckets];
-    m->sessions[h % m->session_buckets] = s;
+    s->next = m->sessions[h & (m->session_buckets - 1)];
+    m->sessions[h & (m->session_buckets - 1)] = s;
     m->session_count++;
     return s;
 }
@@ -276,14 +285,10 @@ AK_PRIVATE ak_result ak__mem_grow(ak_memstore *m) {
     AK_MEMSET(b, 0, n * sizeof *b);
     for (i = 0; i < m->row_buckets; i++)
         while (m->rows[i]) {
-            ak__memrow *r = m->rows[i];
-            ak__memid id;
-            char sid[AK_ID_MAX + 1];
+            ak__memrow *r = m->rows[i], **to = &b[ak__row_hash(r) & (n - 1)];
             m->rows[i] = r->next_id;
-            ak__row_id(r, sid);
-            ak__memid_parse(sid, &id);
-            r->next_id = b[ak__memid_hash(&id) % n];
-            b[ak__memid_hash(&id) % n] = r;
+            r->next_id = *to;
+            *to = r;
         }
     ak_free(ak__mem_alloc(m), m->rows, m->row_buckets * sizeof *m->rows);
     m->rows = b;
@@ -574,7 +579,8 @@ AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_stor
     if (old && (rc = ak__row_to_snapshot(m, old, &current, err)) != AK_OK) return rc;
     rc = fn(fn_ud, current, &next);
     ak_snapshot_release(current);
-    if (rc != AK_OK || !next) return rc;
+    if (rc != AK_OK) return ak_error_set(err, rc, "memory store: the save was refused: %s", ak_result_str(rc));
+    if (!next) return AK_OK;
     name = snapshot_id ? snapshot_id : next->id;
     if (!name) {
         if ((rc = ak_uuid4(m->ctx, fresh)) != AK_OK) {

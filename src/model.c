@@ -161,7 +161,7 @@ AKDEF ak_result ak_msg_validate(const ak_json *msg, ak_error *err) {
 AKDEF ak_result ak_data_url_split(const char *url, const char **mime, size_t *mime_len,
                                   const char **data, size_t *data_len) {
     const char *p, *comma, *b64 = NULL;
-    if (!url || AK_MEMCMP(url, "data:", 5) != 0) return AK_ERR_INVALID_ARGUMENT;
+    if (!url || !ak__starts_with(url, "data:")) return AK_ERR_INVALID_ARGUMENT;
     for (comma = url + 5; *comma && *comma != ','; comma++)
         if (*comma == ';') b64 = comma;
     if (!*comma || !b64 || comma - b64 != 7 || AK_MEMCMP(b64, ";base64", 7) != 0)
@@ -782,52 +782,87 @@ AKDEF ak_result ak_http_model_init(ak_http_model *m, ak_context *ctx, const ak_a
     return AK_OK;
 }
 
+/* The built-in adapters; NULL where a switch (AK_NO_OPENAI, ...) compiled one out. */
+#ifdef AK_NO_OPENAI
+#define AK__ADAPTER_OPENAI NULL
+#else
+#define AK__ADAPTER_OPENAI ak_adapter_openai
+#endif
+#ifdef AK_NO_ANTHROPIC
+#define AK__ADAPTER_ANTHROPIC NULL
+#else
+#define AK__ADAPTER_ANTHROPIC ak_adapter_anthropic
+#endif
+#ifdef AK_NO_GEMINI
+#define AK__ADAPTER_GEMINI NULL
+#else
+#define AK__ADAPTER_GEMINI ak_adapter_gemini
+#endif
+#ifdef AK_NO_OLLAMA
+#define AK__ADAPTER_OLLAMA NULL
+#else
+#define AK__ADAPTER_OLLAMA ak_adapter_ollama
+#endif
+typedef const ak_adapter *(*ak__adapter_fn)(void);
+
 #ifndef AK_FREESTANDING
 AK_PRIVATE const char *ak__env(const char *name) {
-    const char *v = getenv(name);
+    const char *v = name ? getenv(name) : NULL;
     return v && *v ? v : NULL;
 }
 
+/* What ak_http_model_from_env looks for, in the order it looks. */
+typedef struct ak__env_provider {
+    const char *key_var, *url_var; /* either selects the provider; NULL = not used */
+    const char *model_var, *default_model;
+    const char *switch_name;       /* the macro that compiles the adapter out */
+    ak__adapter_fn adapter;        /* NULL when compiled out */
+} ak__env_provider;
+
+static const ak__env_provider ak__env_providers[] = {
+    {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "gpt-4o-mini", "AK_NO_OPENAI", AK__ADAPTER_OPENAI},
+    {"ANTHROPIC_API_KEY", NULL, "ANTHROPIC_MODEL", "claude-sonnet-4-5", "AK_NO_ANTHROPIC", AK__ADAPTER_ANTHROPIC},
+    {"GEMINI_API_KEY", NULL, "GEMINI_MODEL", "gemini-2.5-flash", "AK_NO_GEMINI", AK__ADAPTER_GEMINI},
+    {NULL, "OLLAMA_HOST", "OLLAMA_MODEL", "llama3.2", "AK_NO_OLLAMA", AK__ADAPTER_OLLAMA}};
+
 AKDEF ak_result ak_http_model_from_env(ak_http_model *m, ak_context *ctx, ak_transport *transport,
                                        ak_error *err) {
+    const ak__env_provider *p, *left_out = NULL;
+    const char *left_out_var = NULL;
     ak_provider_config cfg;
-    const ak_adapter *adapter = NULL;
+    const ak_adapter *adapter;
     ak_result rc;
-    AK_MEMSET(&cfg, 0, sizeof cfg);
-    cfg.transport = transport;
-    if (ak__env("OPENAI_API_KEY") || ak__env("OPENAI_BASE_URL")) {
-        adapter = ak_adapter_openai();
-        cfg.api_key = ak__env("OPENAI_API_KEY");
-        cfg.base_url = ak__env("OPENAI_BASE_URL");
-        cfg.model = ak__env("OPENAI_MODEL") ? ak__env("OPENAI_MODEL") : "gpt-4o-mini";
-    } else if (ak__env("ANTHROPIC_API_KEY")) {
-        adapter = ak_adapter_anthropic();
-        cfg.api_key = ak__env("ANTHROPIC_API_KEY");
-        cfg.model = ak__env("ANTHROPIC_MODEL") ? ak__env("ANTHROPIC_MODEL") : "claude-sonnet-4-5";
-    } else if (ak__env("GEMINI_API_KEY")) {
-        adapter = ak_adapter_gemini();
-        cfg.api_key = ak__env("GEMINI_API_KEY");
-        cfg.model = ak__env("GEMINI_MODEL") ? ak__env("GEMINI_MODEL") : "gemini-2.5-flash";
-    } else if (ak__env("OLLAMA_HOST")) {
-        adapter = ak_adapter_ollama();
-        cfg.base_url = ak__env("OLLAMA_HOST");
-        cfg.model = ak__env("OLLAMA_MODEL") ? ak__env("OLLAMA_MODEL") : "llama3.2";
+    size_t i;
+    for (i = 0; i < AK__COUNTOF(ak__env_providers); i++) {
+        p = &ak__env_providers[i];
+        if (!ak__env(p->key_var) && !ak__env(p->url_var)) continue;
+        if (!p->adapter) { /* configured, but not in this build: a later provider may be */
+            if (!left_out) left_out = p, left_out_var = ak__env(p->key_var) ? p->key_var : p->url_var;
+            continue;
+        }
+        adapter = p->adapter();
+        AK_MEMSET(&cfg, 0, sizeof cfg);
+        cfg.transport = transport;
+        cfg.api_key = ak__env(p->key_var);
+        cfg.base_url = ak__env(p->url_var);
+        cfg.model = ak__env(p->model_var) ? ak__env(p->model_var) : p->default_model;
+        if ((rc = ak_http_model_init(m, ctx, adapter, &cfg)) != AK_OK)
+            return ak_error_set(err, rc, "cannot set up the %s model", adapter->name);
+        return AK_OK;
     }
-    if (!adapter)
-        return ak_error_set(err, AK_ERR_NOT_FOUND, "no provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL), "
-                                                  "ANTHROPIC_API_KEY, GEMINI_API_KEY or OLLAMA_HOST");
-    if ((rc = ak_http_model_init(m, ctx, adapter, &cfg)) != AK_OK)
-        return ak_error_set(err, rc, "cannot set up the %s model", adapter->name);
-    return AK_OK;
+    if (left_out)
+        return ak_error_set(err, AK_ERR_UNSUPPORTED, "%s is set, but this build has no adapter for it (%s)",
+                            left_out_var, left_out->switch_name);
+    return ak_error_set(err, AK_ERR_NOT_FOUND, "no provider configured: set OPENAI_API_KEY (or OPENAI_BASE_URL), "
+                                              "ANTHROPIC_API_KEY, GEMINI_API_KEY or OLLAMA_HOST");
 }
 #endif
 
 AKDEF const ak_adapter *ak_adapter_find(const char *name) {
-    const ak_adapter *all[4];
-    int i;
-    all[0] = ak_adapter_openai(), all[1] = ak_adapter_anthropic(), all[2] = ak_adapter_gemini(),
-    all[3] = ak_adapter_ollama();
-    for (i = 0; name && i < 4; i++)
-        if (ak__streq(all[i]->name, name)) return all[i];
+    static const ak__adapter_fn all[] = {AK__ADAPTER_OPENAI, AK__ADAPTER_ANTHROPIC, AK__ADAPTER_GEMINI,
+                                         AK__ADAPTER_OLLAMA};
+    size_t i;
+    for (i = 0; name && i < AK__COUNTOF(all); i++)
+        if (all[i] && ak__streq(all[i]()->name, name)) return all[i]();
     return NULL;
 }

@@ -261,8 +261,10 @@ AK_PRIVATE ak_result ak__script_start(ak_model *model, ak_model_call *call) {
     AK_MEMSET(&s, 0, sizeof s);
     ak_buf_init(&s.text, call->out->arena.alloc);
     ak__script_parse(&s, call);
-    rc = ak__script_answer(call, &s);
+    /* a text lost to a failed allocation must not be answered as if it were empty */
+    rc = s.text.err ? AK_ERR_OUT_OF_MEMORY : ak__script_answer(call, &s);
     ak_buf_free(&s.text);
+    if (rc == AK_ERR_OUT_OF_MEMORY) ak_model_call_fail(call, AK_STATUS_RESOURCE_EXHAUSTED, 0, -1, "out of memory");
     if (rc == AK_ERR_CANCELLED) ak_model_call_fail(call, AK_STATUS_CANCELLED, 0, -1, "cancelled");
     return rc == AK_PENDING ? AK_PENDING : AK_OK;
 }

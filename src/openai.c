@@ -215,6 +215,16 @@ AK_PRIVATE const char *ak__wire_model(const ak_provider_config *cfg, const ak_js
     return v && *v ? v : cfg->model;
 }
 
+/* o (a new object when NULL) with type: `type` and, when value is set, the value under the
+   same name: the {type: "function", function: {...}} shape OpenAI uses for tools, calls,
+   content parts and response formats. */
+AK_PRIVATE ak_json *ak__wire_typed(ak_json_doc *d, ak_json *o, const char *type, ak_json *value) {
+    if (!o) o = ak_json_new_object(d);
+    ak_json_set_str(d, o, "type", type);
+    if (value) ak_json_set(d, o, type, value);
+    return o;
+}
+
 /* [{type: "function", function: {name, description?, parameters}}] from Genkit tool
    definitions; OpenAI and Ollama share the shape. */
 AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_json **out, ak_error *err) {
@@ -224,7 +234,7 @@ AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_jso
     for (t = ak_json_first(tools); t; t = t->next, i++) {
         const char *name = ak_json_get_str(t, "name");
         const ak_json *desc = ak_json_get(t, "description"), *schema = ak_json_get(t, "inputSchema");
-        ak_json *fn = ak_json_new_object(d), *def = ak_json_new_object(d), *params;
+        ak_json *fn = ak_json_new_object(d), *params;
         if (!name || !*name) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "tools[%zu] needs a name", i);
         ak_json_set_str(d, fn, "name", name);
         if (ak_json_is(desc, AK_JSON_STRING)) ak_json_set(d, fn, "description", ak_json_copy(d, desc));
@@ -236,9 +246,7 @@ AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_jso
             ak_json_set(d, params, "properties", ak_json_new_object(d));
         }
         ak_json_set(d, fn, "parameters", params);
-        ak_json_set_str(d, def, "type", "function");
-        ak_json_set(d, def, "function", fn);
-        ak_json_push(arr, def);
+        ak_json_push(arr, ak__wire_typed(d, NULL, "function", fn));
     }
     *out = arr;
     return d->err ? ak__wire_oom(err) : AK_OK;
@@ -538,6 +546,9 @@ AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
     return ak__eqn(data, len, s);
 }
 
+/* The shared parts above stay for ollama.c when only the OpenAI adapter is compiled out. */
+#ifndef AK_NO_OPENAI
+
 /* ==== OpenAI Chat Completions: the request ============================================= */
 
 enum { AK__OAI_KEY_TOPK = 2, AK__OAI_KEY_MAX = 3 };
@@ -555,30 +566,28 @@ AK_PRIVATE ak_json *ak__oai_media(ak__wire *w, const ak_json *part, size_t i, si
     const char *url = ak_json_get_str(media, "url"), *ct = ak_json_get_str(media, "contentType"), *mime = ct, *data;
     size_t mime_len = ct ? ak__strlen(ct) : 0, data_len;
     int is_data = ak_data_url_split(url, &mime, &mime_len, &data, &data_len) == AK_OK;
-    ak_json *o = ak_json_new_object(d), *inner = ak_json_new_object(d);
+    ak_json *inner = ak_json_new_object(d);
+    const char *type;
     if (ct) mime = ct, mime_len = ak__strlen(ct);
     if (!mime || (mime_len >= 6 && AK_MEMCMP(mime, "image/", 6) == 0)) {
-        ak_json_set_str(d, o, "type", "image_url");
+        type = "image_url";
         ak_json_set_str(d, inner, "url", url);
-        ak_json_set(d, o, "image_url", inner);
     } else if (is_data && ak__eqn(mime, mime_len, "application/pdf")) {
-        ak_json_set_str(d, o, "type", "file");
+        type = "file";
         ak_json_set_str(d, inner, "filename", "document.pdf");
         ak_json_set_str(d, inner, "file_data", url);
-        ak_json_set(d, o, "file", inner);
     } else if (is_data && (ak__eqn(mime, mime_len, "audio/wav") || ak__eqn(mime, mime_len, "audio/x-wav") ||
                            ak__eqn(mime, mime_len, "audio/mpeg") || ak__eqn(mime, mime_len, "audio/mp3"))) {
-        ak_json_set_str(d, o, "type", "input_audio");
+        type = "input_audio";
         ak_json_set(d, inner, "data", ak_json_new_strn(d, data, data_len));
         ak_json_set_str(d, inner, "format", mime[6] == 'm' ? "mp3" : "wav");
-        ak_json_set(d, o, "input_audio", inner);
     } else {
         ak_error_set(w->err, AK_ERR_INVALID_ARGUMENT,
                      "messages[%zu].content[%zu]: openai takes images, and PDFs or wav/mp3 audio as base64 data URLs, "
                      "not %.*s%s", i, j, (int)AK__MIN(mime_len, 64), mime, is_data ? "" : " URLs");
         return NULL;
     }
-    return o;
+    return ak__wire_typed(d, NULL, type, inner);
 }
 
 /* A user message: a plain string when it is at most one text part, else typed parts. */
@@ -601,9 +610,7 @@ AK_PRIVATE ak_result ak__oai_user(ak__wire *w, const ak_json *msg, size_t i) {
         if (ak_part_kind_of(p) == AK_PART_MEDIA) {
             if (!(o = ak__oai_media(w, p, i, j))) return w->d->err ? ak__wire_oom(w->err) : AK_ERR_INVALID_ARGUMENT;
         } else {
-            o = ak_json_new_object(w->d);
-            ak_json_set_str(w->d, o, "type", "text");
-            ak_json_set(w->d, o, "text", ak_json_copy(w->d, ak_json_get(p, "text")));
+            o = ak__wire_typed(w->d, NULL, "text", ak_json_copy(w->d, ak_json_get(p, "text")));
         }
         ak_json_push(parts, o);
     }
@@ -629,11 +636,9 @@ AK_PRIVATE ak_result ak__oai_assistant(ak__wire *w, const ak_json *msg, size_t i
         call = ak_json_new_object(d);
         fn = ak_json_new_object(d);
         ak_json_set_str(d, call, "id", ak__wire_ref(w, tr, 0));
-        ak_json_set_str(d, call, "type", "function");
         ak_json_set_str(d, fn, "name", ak_json_get_str(tr, "name"));
         ak_json_set(d, fn, "arguments", ak__wire_stringify(d, ak_json_get(tr, "input")));
-        ak_json_set(d, call, "function", fn);
-        ak_json_push(calls, call);
+        ak_json_push(calls, ak__wire_typed(d, call, "function", fn));
     }
     /* with tool calls and no text, content is null as the API writes it */
     if (calls && !ak_json_len(ak_json_get(m, "content"))) ak_json_set(d, m, "content", ak_json_new_null(d));
@@ -684,22 +689,23 @@ AK_PRIVATE void ak__oai_output(ak_json_doc *d, ak_json *body, const ak_json *out
     const ak_json *schema = ak_json_get(output, "schema");
     ak_json *rf;
     if (!format || !ak__streq(format, "json")) return;
-    rf = ak_json_new_object(d);
     if (ak_json_is(schema, AK_JSON_OBJECT)) {
         ak_json *js = ak_json_new_object(d);
-        ak_json_set_str(d, rf, "type", "json_schema");
         ak_json_set_str(d, js, "name", "output");
         ak_json_set(d, js, "schema", ak_json_copy(d, schema));
-        ak_json_set(d, rf, "json_schema", js);
+        rf = ak__wire_typed(d, NULL, "json_schema", js);
     } else {
-        ak_json_set_str(d, rf, "type", "json_object");
+        rf = ak__wire_typed(d, NULL, "json_object", NULL);
     }
     ak_json_set(d, body, "response_format", rf);
 }
 
 AK_PRIVATE ak_result ak__oai_tool_choice(ak_json_doc *d, ak_json *body, const char *choice, ak_error *err) {
+    static const char *const choices[] = {"auto", "required", "none"};
+    size_t i = 0;
     if (!choice) return AK_OK;
-    if (!ak__streq(choice, "auto") && !ak__streq(choice, "required") && !ak__streq(choice, "none"))
+    while (i < AK__COUNTOF(choices) && !ak__streq(choice, choices[i])) i++;
+    if (i == AK__COUNTOF(choices))
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "toolChoice must be auto, required or none");
     ak_json_set_str(d, body, "tool_choice", choice);
     return AK_OK;
@@ -715,7 +721,7 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
     ak_json_set(d, body, "messages", w->msgs = ak_json_new_array(d));
     if ((rc = ak__oai_messages(w, messages, count)) != AK_OK) return rc;
     if (ak_json_len(tools)) {
-        ak_json *defs;
+        ak_json *defs = NULL; /* set on every path; GCC -Os for Cortex-M cannot tell */
         if ((rc = ak__wire_tools(d, tools, &defs, w->err)) != AK_OK) return rc;
         ak_json_set(d, body, "tools", defs);
         rc = ak__oai_tool_choice(d, body, ak_json_get_str(request, "toolChoice"), w->err);
@@ -767,18 +773,21 @@ AK_PRIVATE void ak__oai_cleanup(ak_decode *dc) {
 }
 
 AK_PRIVATE ak_finish_reason ak__oai_reason(const char *r) {
-    if (ak__streq(r, "stop") || ak__streq(r, "tool_calls") || ak__streq(r, "function_call")) return AK_FINISH_STOP;
-    if (ak__streq(r, "length")) return AK_FINISH_LENGTH;
-    if (ak__streq(r, "content_filter")) return AK_FINISH_BLOCKED;
+    static const struct { const char *name; ak_finish_reason reason; } reasons[] = {
+        {"stop", AK_FINISH_STOP}, {"tool_calls", AK_FINISH_STOP}, {"function_call", AK_FINISH_STOP},
+        {"length", AK_FINISH_LENGTH}, {"content_filter", AK_FINISH_BLOCKED}};
+    size_t i;
+    for (i = 0; i < AK__COUNTOF(reasons); i++)
+        if (ak__streq(r, reasons[i].name)) return reasons[i].reason;
     return AK_FINISH_OTHER;
 }
 
 AK_PRIVATE void ak__oai_usage(ak__acc *a, const ak_json *u) {
-    a->usage[AK__USE_IN] = ak__acc_count(ak_json_get(u, "prompt_tokens"));
-    a->usage[AK__USE_OUT] = ak__acc_count(ak_json_get(u, "completion_tokens"));
-    a->usage[AK__USE_TOTAL] = ak__acc_count(ak_json_get(u, "total_tokens"));
-    a->usage[AK__USE_THOUGHTS] = ak__acc_count(ak_json_path(u, "completion_tokens_details.reasoning_tokens"));
-    a->usage[AK__USE_CACHED] = ak__acc_count(ak_json_path(u, "prompt_tokens_details.cached_tokens"));
+    static const char *const paths[AK__USE_N] = {"prompt_tokens", "completion_tokens", "total_tokens",
+                                                 "completion_tokens_details.reasoning_tokens",
+                                                 "prompt_tokens_details.cached_tokens"};
+    int i;
+    for (i = 0; i < AK__USE_N; i++) a->usage[i] = ak__acc_count(ak_json_path(u, paths[i]));
 }
 
 /* Whether the arguments received so far are a complete JSON value. */
@@ -887,8 +896,11 @@ AK_PRIVATE ak_result ak__oai_complete(ak_decode *dc, ak__oai *st) {
 
 AK_PRIVATE ak_result ak__oai_end(ak_decode *dc) {
     ak__oai *st = (ak__oai *)dc->state;
-    if (!st->done)
-        return ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
+    if (!st->done) {
+        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
+        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
+        return AK_ERR_MODEL;
+    }
     /* what llama.cpp builds before Sept 2025 do after an error: [DONE] without a finish */
     if (!st->finished)
         return ak_decode_fail(dc, AK_STATUS_UNKNOWN, "openai: the stream ended without a finish_reason (incomplete)");
@@ -915,3 +927,4 @@ static const ak_adapter ak__openai_adapter = {"openai",          AK_STREAM_SSE, 
                                               ak__wire_http_error};
 
 AKDEF const ak_adapter *ak_adapter_openai(void) { return &ak__openai_adapter; }
+#endif /* AK_NO_OPENAI */

@@ -709,6 +709,12 @@ AK_PRIVATE void ak__conn_flush(ak__server_conn *c) {
     }
 }
 
+/* Writer output: sent at once outside poll; inside it, kept until the connection's turn
+   ends, so the frames one step writes leave in one send() rather than one each. */
+AK_PRIVATE void ak__conn_flush_soon(ak__server_conn *c) {
+    if (!c->srv->polling) ak__conn_flush(c);
+}
+
 /* Output is about to be queued: a write timeout counts from when it starts waiting. */
 AK_PRIVATE void ak__conn_queue_start(ak__server_conn *c) {
     if (!ak__conn_pending(c)) c->last_progress = ak__srv_now(c->srv);
@@ -916,7 +922,7 @@ AK_PRIVATE ak_result ak__w_start(void *ud, int status, const ak_header *h, size_
         ak_log(c->srv->desc.ctx, AK_LOG_WARN, "http server: response refused: %s", e.message);
         return rc;
     }
-    ak__conn_flush(c);
+    ak__conn_flush_soon(c);
     return c->state == AK__SC_DEAD ? ak__w_closed(c) : AK_OK;
 }
 
@@ -935,7 +941,7 @@ AK_PRIVATE ak_result ak__w_write(void *ud, const char *data, size_t len) {
     ak__conn_queue_start(c);
     rc = ak_http_framer_write(&c->framer, &c->out, data, len, NULL);
     if (rc != AK_OK) return rc;
-    ak__conn_flush(c);
+    ak__conn_flush_soon(c);
     return c->state == AK__SC_DEAD ? ak__w_closed(c) : AK_OK;
 }
 
@@ -961,7 +967,7 @@ AK_PRIVATE ak_result ak__w_end(void *ud) {
     rc = ak_http_framer_end(&c->framer, &c->out, NULL);
     if (rc != AK_OK) c->close_after = 1; /* the framing is broken: only a close ends it */
     c->state = AK__SC_FLUSH;
-    ak__conn_flush(c); /* the next request is read by poll, never from inside end() */
+    ak__conn_flush_soon(c); /* the next request is read by poll, never from inside end() */
     return rc;
 }
 
@@ -1002,7 +1008,7 @@ AK_PRIVATE ak__server_conn *ak__conn_new(ak_http_server *s, int fd) {
 }
 
 AK_PRIVATE void ak__srv_accept(ak_http_server *s) {
-    int i;
+    int i, one = 1;
     for (i = 0; i < 64; i++) {
         int fd = accept(s->listen_fd, NULL, NULL);
         if (fd < 0) {
@@ -1014,7 +1020,11 @@ AK_PRIVATE void ak__srv_accept(ak_http_server *s) {
         }
         if (ak__sock_setup(fd) < 0) {
             close(fd);
-        } else if (s->open_count >= s->desc.max_connections || !ak__conn_new(s, fd)) {
+            continue;
+        }
+        /* Stream frames are small: Nagle would hold each one for the client's delayed ACK. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (s->open_count >= s->desc.max_connections || !ak__conn_new(s, fd)) {
             ak__srv_refuse(fd);
         }
     }
@@ -1121,6 +1131,16 @@ AK_PRIVATE void ak__srv_close_all(ak_http_server *s) {
     }
 }
 
+AK_PRIVATE void ak__srv_flush_all(ak_http_server *s) {
+    ak__server_conn *c;
+    for (c = s->conns; c; c = c->next) {
+        if (c->fd < 0 || !ak__conn_pending(c)) continue;
+        ak__conn_flush(c);
+        ak__conn_advance(c);
+        ak__conn_notify(c);
+    }
+}
+
 /* Fills the pollfd array: the listener, then every open connection. */
 AK_PRIVATE size_t ak__srv_poll_set(ak_http_server *s, int64_t now, int *wait) {
     struct pollfd *p = (struct pollfd *)s->pfds;
@@ -1150,7 +1170,7 @@ AK_PRIVATE size_t ak__srv_poll_set(ak_http_server *s, int64_t now, int *wait) {
 AKDEF ak_result ak_http_server_poll(ak_http_server *s, int timeout_ms) {
     int64_t now = ak__srv_now(s);
     int wait = timeout_ms;
-    size_t n, i;
+    size_t n, i, k, start;
     struct pollfd *p;
     if (s->polling || !s->rbuf) return AK_ERR_STATE;
     ak__srv_sweep(s);
@@ -1163,10 +1183,14 @@ AKDEF ak_result ak_http_server_poll(ak_http_server *s, int timeout_ms) {
     if (ak__poll(p, n, wait) < 0) return AK_ERR_IO;
     s->polling = 1;
     now = ak__srv_now(s);
-    for (i = 0; i < n; i++) {
+    /* Start at a different connection each round: first served must not mean always served. */
+    start = n ? s->round++ % n : 0;
+    for (k = 0; k < n; k++) {
+        i = (start + k) % n;
         if (s->pptrs[i]) ak__conn_service((ak__server_conn *)s->pptrs[i], p[i].revents, now);
         else if (p[i].revents) ak__srv_accept(s);
     }
+    ak__srv_flush_all(s); /* output written for connections already served this round */
     s->polling = 0;
     ak__srv_sweep(s);
     if (s->draining) return s->open_count ? AK_PENDING : AK_OK;

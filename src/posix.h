@@ -188,6 +188,7 @@ typedef struct ak_http_server {
     void *pfds;                /* poll() scratch: pollfds and the connection of each */
     void **pptrs;
     size_t pfd_cap;
+    size_t round;              /* rotates which connection is served first */
 } ak_http_server;
 
 /* Binds and listens. Fails with AK_ERR_CONNECT (address in use, cannot resolve...). */

@@ -138,7 +138,12 @@ AK_PRIVATE void ak__tool_start(ak_invocation *inv, ak__ptool *t, const ak_json *
         return;
     }
     c->ud = tool->ud;
-    if (a->input_schemas[t->tool] && ak_json_schema_validate(a->input_schemas[t->tool], c->input, &e) != AK_OK) {
+    if (!tool->interrupt) { /* a span covers validation too, as Genkit's tool action does */
+        t->traced = 1;
+        t->started = ak_mono_ms(inv->ctx);
+        ak__trace(inv, AK_TRACE_TOOL, 0, tool->name, 0, AK_STATUS_OK, c->input);
+    }
+    if (ak__agent_schema_check(a->input_schemas[t->tool], c->input, &e) != AK_OK) {
         c->state = AK__TOOL_FAILED;
         ak_error_setst(&c->error, AK_ERR_SCHEMA, AK_STATUS_INVALID_ARGUMENT,
                        "Schema validation failed for input of tool '%s'. Parse Errors: %s", tool->name, e.message);
@@ -148,7 +153,6 @@ AK_PRIVATE void ak__tool_start(ak_invocation *inv, ak__ptool *t, const ak_json *
         ak_tool_interrupt(c, NULL);
         return;
     }
-    ak__trace(inv, AK_TRACE_TOOL, 0, tool->name, 0, AK_STATUS_OK, c->input);
     /* the handle exists before the call, so a tool can keep it and answer later */
     if (ak__slot_acquire(a, c) != AK_OK) {
         ak_tool_fail(c, AK_STATUS_RESOURCE_EXHAUSTED, "too many tools answering later");
@@ -175,6 +179,21 @@ AK_PRIVATE int ak__tools_running(const ak__prompt *pt) {
     return 0;
 }
 
+/* Ends every tool's trace span: a failed tool with its status, others with their output
+   (an interrupting tool's output is NULL). */
+AK_PRIVATE void ak__tools_trace_end(ak_invocation *inv) {
+    ak__prompt *pt = &inv->pt;
+    size_t i;
+    for (i = 0; i < pt->tool_count; i++) {
+        ak__ptool *t = &pt->tools[i];
+        int failed = t->call.state == AK__TOOL_FAILED;
+        if (!t->traced) continue;
+        t->traced = 0;
+        ak__trace(inv, AK_TRACE_TOOL, 1, t->call.tool->name, t->started, failed ? t->call.error.status : AK_STATUS_OK,
+                  failed ? NULL : t->call.output);
+    }
+}
+
 /* Fails the turn with the first failed tool, if any. */
 AK_PRIVATE int ak__tools_failed(ak_invocation *inv) {
     ak__prompt *pt = &inv->pt;
@@ -182,7 +201,6 @@ AK_PRIVATE int ak__tools_failed(ak_invocation *inv) {
     for (i = 0; i < pt->tool_count; i++) {
         ak_tool_call *c = &pt->tools[i].call;
         if (c->state != AK__TOOL_FAILED) continue;
-        ak__trace(inv, AK_TRACE_TOOL, 1, c->tool ? c->tool->name : "?", 0, c->error.status, NULL);
         ak__turn_error(inv, c->error.status ? c->error.status : AK_STATUS_INTERNAL, "%s", c->error.message);
         /* a tool's own failure reads like a thrown Error; library checks carry the status */
         inv->error_prefixed = c->error.code != AK_ERR_AGENT;
@@ -284,6 +302,7 @@ AK_PRIVATE ak_result ak__resume_finish(ak_invocation *inv) {
     ak_json_doc *d = &inv->turn_doc;
     ak_json *content = ak_json_new_array(d);
     size_t i;
+    ak__tools_trace_end(inv);
     if (ak__tools_failed(inv)) return AK_ERR_AGENT;
     for (i = 0; i < pt->tool_count; i++) {
         ak__ptool *t = &pt->tools[i];
@@ -369,13 +388,9 @@ AK_PRIVATE ak_result ak__tools_done(ak_invocation *inv) {
     ak_json *content;
     size_t i;
     int interrupted = 0;
+    ak__tools_trace_end(inv);
     if (ak__tools_failed(inv)) return AK_ERR_AGENT;
-    for (i = 0; i < pt->tool_count; i++) {
-        ak_tool_call *c = &pt->tools[i].call;
-        if (c->tool && !c->tool->interrupt)
-            ak__trace(inv, AK_TRACE_TOOL, 1, c->tool->name, 0, AK_STATUS_OK, c->output);
-        interrupted |= c->state == AK__TOOL_INTERRUPTED;
-    }
+    for (i = 0; i < pt->tool_count; i++) interrupted |= pt->tools[i].call.state == AK__TOOL_INTERRUPTED;
     if (interrupted) {
         /* interrupted requests carry metadata.interrupt; finished siblings their output */
         content = ak_json_new_array(d);

@@ -15,6 +15,8 @@ typedef struct ak__ptool {
     const ak_json *response;     /* a respond entry or pending output answering it */
     int restart;                 /* 1: re-run because of a restart entry */
     int pending_output;          /* 1: answered by its metadata.pendingOutput */
+    int traced;                  /* 1: a trace span began (at `started`) and must end */
+    int64_t started;
 } ak__ptool;
 
 /* The prompt-agent turn machine (prompt.c). */
@@ -108,6 +110,18 @@ AK_PRIVATE ak_result ak__parse_desc_json(ak_agent *a, const char *text, const ch
     return AK_OK;
 }
 
+/* Checks value against a schema the agent parsed (NULL: anything goes). Built without the
+   validator (AK_NO_SCHEMA), tool input schemas are only sent to the model and tools check
+   their input themselves; state schemas, which are only for checking, are refused at init. */
+AK_PRIVATE ak_result ak__agent_schema_check(const ak_json *schema, const ak_json *value, ak_error *err) {
+#ifdef AK_NO_SCHEMA
+    AK__UNUSED(schema), AK__UNUSED(value), AK__UNUSED(err);
+    return AK_OK;
+#else
+    return schema ? ak_json_schema_validate(schema, value, err) : AK_OK;
+#endif
+}
+
 /* The part of every model request that does not change: config, tools, output. */
 AK_PRIVATE ak_result ak__build_request(ak_agent *a, ak_error *err) {
     ak_json_doc *d = &a->doc;
@@ -157,6 +171,11 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
     if (!desc->turn && !desc->model)
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "agent '%s' needs a model (prompt agent) or a turn function (custom agent)",
                             desc->name);
+#ifdef AK_NO_SCHEMA
+    if (desc->state_schema)
+        return ak_error_set(err, AK_ERR_UNSUPPORTED, "agent '%s' has a state schema, but this build has no JSON "
+                            "Schema validator (AK_NO_SCHEMA)", desc->name);
+#endif
     a->ctx = ctx;
     a->desc = *desc;
     if (a->desc.max_turns <= 0) a->desc.max_turns = 5;
@@ -255,18 +274,20 @@ AK_PRIVATE ak_result ak__reject(ak_invocation *inv, ak_status st, const char *fm
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-/* Sends {key: value} to the caller, through the client transform; nothing while detached. */
-AK_PRIVATE void ak__emit(ak_invocation *inv, const char *key, ak_json *value) {
+/* Sends {key: value} to the caller, through the client transform; nothing while detached.
+   Returns 0 when the chunk could not be built (out of memory). */
+AK_PRIVATE int ak__emit(ak_invocation *inv, const char *key, ak_json *value) {
     ak_json_doc d;
     ak_json *chunk;
     const ak_client_transform *t = &inv->agent->desc.transform;
-    if (inv->detached || !inv->on_chunk || !value) return;
+    int built;
+    if (inv->detached || !inv->on_chunk || !value) return 1;
     ak_json_doc_init(&d, inv->alloc);
     chunk = ak_json_new_object(&d);
-    if (ak_json_set(&d, chunk, key, ak_json_copy(&d, value)) == AK_OK &&
-        (!t->chunk || t->chunk(t->ud, &d, &chunk)) && chunk)
-        inv->on_chunk(inv->chunk_ud, chunk);
+    built = ak_json_set(&d, chunk, key, ak_json_copy(&d, value)) == AK_OK;
+    if (built && (!t->chunk || t->chunk(t->ud, &d, &chunk)) && chunk) inv->on_chunk(inv->chunk_ud, chunk);
     ak_json_doc_free(&d);
+    return built;
 }
 
 /* {role, index?, content, custom?} from a model chunk or parts. */
@@ -305,10 +326,11 @@ AK_PRIVATE ak_json *ak__client_state(ak_agent *a, const ak_session_state *s, ak_
 }
 
 /* Streams the custom state: the first patch of a turn replaces the root, later ones diff. */
-AK_PRIVATE void ak__emit_custom_patch(ak_invocation *inv) {
+AK_PRIVATE ak_result ak__emit_custom_patch(ak_invocation *inv) {
     ak_json_doc d;
     ak_json *now, *patch = NULL;
-    if (inv->detached || !inv->on_chunk) return;
+    int sent_ok = 1;
+    if (inv->detached || !inv->on_chunk) return AK_OK;
     ak_json_doc_init(&d, inv->alloc);
     if (inv->agent->desc.transform.state)
         now = ak_json_get(ak__client_state(inv->agent, &inv->state, &d), "custom");
@@ -324,16 +346,24 @@ AK_PRIVATE void ak__emit_custom_patch(ak_invocation *inv) {
     } else if (ak_json_diff(&d, inv->sent_custom ? inv->sent_custom->value : NULL, now, &patch) != AK_OK) {
         patch = NULL;
     }
-    if (patch && d.err == AK_OK && ak_json_len(patch)) {
+    if (!patch || d.err) {
+        sent_ok = 0;
+    } else if (ak_json_len(patch)) {
         ak_jref *sent = ak_jref_new(inv->alloc, now);
-        if (sent) {
+        sent_ok = sent && ak__emit(inv, "customPatch", patch);
+        if (sent_ok) {
             ak_jref_release(inv->sent_custom);
             inv->sent_custom = sent;
             inv->first_patch = 0;
-            ak__emit(inv, "customPatch", patch);
+        } else {
+            ak_jref_release(sent);
         }
     }
     ak_json_doc_free(&d);
+    /* a listener that missed a patch would track the wrong custom state from then on */
+    if (sent_ok) return AK_OK;
+    if (!inv->turn_failed) ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory streaming the custom state");
+    return AK_ERR_OUT_OF_MEMORY;
 }
 
 /* ---- snapshot writes ------------------------------------------------------------------ */
@@ -383,7 +413,7 @@ AK_PRIVATE ak_result ak__save_row(ak_invocation *inv, const char *id, ak_snapsho
 AK_PRIVATE ak_result ak__validate_custom(ak_invocation *inv, const ak_jref *custom, ak_error *err) {
     ak_error e;
     if (!inv->agent->state_schema || !custom) return AK_OK;
-    if (ak_json_schema_validate(inv->agent->state_schema, custom->value, &e) != AK_OK)
+    if (ak__agent_schema_check(inv->agent->state_schema, custom->value, &e) != AK_OK)
         return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT, "Schema validation failed for custom state: %s",
                               e.message);
     return AK_OK;
@@ -1021,8 +1051,8 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
     if (rc != AK_OK) return rc;
     for (in = ak_json_first(inputs); in && rc == AK_OK; in = in->next) rc = ak_invocation_send(inv, in, err);
     ak_invocation_close(inv);
-    while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING) {
-    }
+    while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING)
+        rc = AK_OK; /* not finished: pump again */
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
         rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
     ak_invocation_free(inv);
@@ -1125,13 +1155,19 @@ AKDEF ak_result ak_runner_set_messages(ak_runner *r, const ak_json *array) {
 AKDEF const ak_json *ak_runner_custom(const ak_runner *r) { return r->state.custom ? r->state.custom->value : NULL; }
 
 AKDEF ak_result ak_runner_set_custom(ak_runner *r, const ak_json *custom) {
-    ak_jref *c = ak_jref_new(r->alloc, custom);
-    if (!c) return AK_ERR_OUT_OF_MEMORY;
+    ak_jref *c;
+    ak_error e;
+    if (!custom) return AK_ERR_INVALID_ARGUMENT;
+    /* Checked now, not at the next load, so a bad value never reaches a snapshot. */
+    if (r->agent->state_schema && ak__agent_schema_check(r->agent->state_schema, custom, &e) != AK_OK) {
+        ak_log(r->agent->ctx, AK_LOG_WARN, "custom state refused: %s", e.message);
+        return AK_ERR_SCHEMA;
+    }
+    if (!(c = ak_jref_new(r->alloc, custom))) return AK_ERR_OUT_OF_MEMORY;
     ak_jref_release(r->state.custom);
     r->state.custom = c;
     r->version++;
-    ak__emit_custom_patch(r);
-    return AK_OK;
+    return ak__emit_custom_patch(r);
 }
 
 AKDEF const ak_json *ak_runner_artifacts(const ak_runner *r) {

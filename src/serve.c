@@ -203,14 +203,19 @@ AK_PRIVATE ak_agent *ak__serve_agent(ak_serve *s, const char *name, size_t len) 
     return NULL;
 }
 
+/* What follows "<prefix>/" in path, or NULL. Compares no further than path's NUL: a path
+   may be shorter than the prefix. */
+AK_PRIVATE const char *ak__serve_under(const char *path, const char *prefix) {
+    while (*prefix && *path == *prefix) path++, prefix++;
+    return !*prefix && *path == '/' ? path + 1 : NULL;
+}
+
 /* Splits path into agent + action ("", "getSnapshot", "abort"); 0 if it is not ours. */
 AK_PRIVATE int ak__serve_route(ak_serve *s, const char *path, ak_agent **agent, const char **action) {
     int i;
     for (i = 0; i < 4 && s->desc.prefixes[i]; i++) {
-        size_t n = ak__strlen(s->desc.prefixes[i]);
-        const char *rest, *slash;
-        if (AK_MEMCMP(path, s->desc.prefixes[i], n) != 0 || path[n] != '/') continue;
-        rest = path + n + 1;
+        const char *rest = ak__serve_under(path, s->desc.prefixes[i]), *slash;
+        if (!rest) continue;
         for (slash = rest; *slash && *slash != '/'; slash++) {
         }
         *agent = ak__serve_agent(s, rest, (size_t)(slash - rest));
@@ -396,14 +401,16 @@ AKDEF ak_result ak_serve_handle(ak_serve *s, const ak_serve_request *req, ak_htt
 AKDEF ak_result ak_serve_pump(ak_serve *s, int wait_ms) {
     ak__exchange *x, *next;
     size_t i;
+    int background = 0;
     for (x = s->live; x; x = next) {
         next = x->next;
         if (ak__serve_step(x, 0)) ak__serve_free_exchange(x);
     }
-    for (i = 0; i < s->desc.agent_count; i++) ak_agent_pump(s->desc.agents[i], 0);
+    for (i = 0; i < s->desc.agent_count; i++)
+        if (ak_agent_pump(s->desc.agents[i], 0) == AK_PENDING) background = 1;
     /* nothing finished: let the oldest exchange wait for its model's I/O */
     if (s->live && wait_ms > 0 && ak__serve_step(s->live, wait_ms)) ak__serve_free_exchange(s->live);
-    return s->live ? AK_PENDING : AK_OK;
+    return s->live || background ? AK_PENDING : AK_OK;
 }
 
 AKDEF void ak_serve_abandon(ak_serve *s, ak_http_writer *w) {
@@ -461,22 +468,21 @@ AK_PRIVATE void ak__remote_error_from(ak__remote_call *rc, const ak_json *e, int
     ak_status status = st ? ak_status_from_name(st, ak__strlen(st)) : ak_status_from_http(http);
     if (rc->failed || rc->result) return;
     rc->failed = 1;
-    ak_error_setst(&rc->error, AK_ERR_AGENT, status, "%s", msg ? msg : "the remote agent failed");
+    ak_error_setst(&rc->error, AK_ERR_AGENT, status, "%s", msg && *msg ? msg : "the remote agent failed");
 }
 
-/* One frame: "<field>: <json>" where the JSON holds message, result or error. */
-AK_PRIVATE void ak__remote_frame(ak__remote_call *rc, const char *f, size_t n) {
+/* One frame: "<field>: <json>" where the JSON holds message, result or error. `last`: the
+   bytes the stream ended with, without the blank line that ends a frame; when they are no
+   frame, the stream was cut. */
+AK_PRIVATE void ak__remote_frame(ak__remote_call *rc, const char *f, size_t n, int last) {
     ak_json_doc tmp;
     ak_json *v, *x;
     size_t i = 0;
     while (i < n && f[i] != ':') i++;
-    if (i == n) {
-        ak__remote_fail(rc, AK_STATUS_INTERNAL, "malformed frame from the remote agent%s", NULL);
-        return;
-    }
     ak_json_doc_init(&tmp, ak_context_allocator(rc->ra->ctx));
-    if (ak_json_parse_value(&tmp, f + i + 1, n - i - 1, NULL, &v, NULL) != AK_OK || !ak_json_is(v, AK_JSON_OBJECT)) {
-        ak__remote_fail(rc, AK_STATUS_INTERNAL, "the remote agent sent a frame that is not JSON%s", NULL);
+    if (i == n || ak_json_parse_value(&tmp, f + i + 1, n - i - 1, NULL, &v, NULL) != AK_OK || !ak_json_is(v, AK_JSON_OBJECT)) {
+        if (last) ak__remote_fail(rc, AK_STATUS_UNAVAILABLE, "the remote agent's stream was cut in the middle of a frame%s", NULL);
+        else ak__remote_fail(rc, AK_STATUS_INTERNAL, "the remote agent sent a frame that is not JSON%s", NULL);
     } else if ((x = ak_json_get(v, "message")) != NULL) {
         if (rc->on_chunk && !rc->failed && !rc->result) rc->on_chunk(rc->chunk_ud, x);
     } else if ((x = ak_json_get(v, "result")) != NULL) {
@@ -497,7 +503,7 @@ AK_PRIVATE void ak__remote_frames(ak__remote_call *rc) {
         if (rc->in.ptr[i] == '\n' && rc->in.ptr[i + 1] == '\n') skip = 2;
         else if (i + 3 < rc->in.len && AK_MEMCMP(rc->in.ptr + i, "\r\n\r\n", 4) == 0) skip = 4;
         else continue;
-        if (end > start) ak__remote_frame(rc, rc->in.ptr + start, end - start);
+        if (end > start) ak__remote_frame(rc, rc->in.ptr + start, end - start, 0);
         start = i + skip;
         i = start - 1;
     }
@@ -536,7 +542,7 @@ AK_PRIVATE void ak__remote_done(ak_http_sink *s, ak_result r, const char *msg) {
         return;
     }
     if (rc->status == 200 && rc->streaming) {
-        if (rc->in.len) ak__remote_frame(rc, rc->in.ptr, rc->in.len); /* a last frame without its blank line */
+        if (rc->in.len) ak__remote_frame(rc, rc->in.ptr, rc->in.len, 1); /* a last frame without its blank line */
         if (!rc->result) ak__remote_fail(rc, AK_STATUS_UNAVAILABLE, "the remote agent's stream ended without a result%s", NULL);
         return;
     }
@@ -640,8 +646,8 @@ AK_PRIVATE ak_result ak__remote_poll(ak__remote_call *rc, int wait_ms, ak_error 
 AK_PRIVATE ak_result ak__remote_json(ak_remote_agent *ra, const char *url, const ak_json *data, ak__remote_call **out,
                                      ak_error *err) {
     ak_result r = ak__remote_start(ra, url, data, NULL, 0, NULL, NULL, out, err);
-    while (r == AK_OK && (r = ak__remote_poll(*out, 50, err)) == AK_PENDING) {
-    }
+    while (r == AK_OK && (r = ak__remote_poll(*out, 50, err)) == AK_PENDING)
+        r = AK_OK; /* not finished: poll again */
     if (r != AK_OK && *out) {
         ak__remote_call_free(*out);
         *out = NULL;
@@ -720,12 +726,17 @@ AK_PRIVATE ak_result ak__rb_abort(void *ud, const char *snapshot_id, const char 
     return ak_remote_abort((ak_remote_agent *)ud, snapshot_id, previous, err);
 }
 
-AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc) {
+AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc,
+                                     ak_error *err) {
     const ak_allocator *a = ak_context_allocator(ctx);
     size_t ul, sl;
+    ak_url parsed;
+    ak_result rc;
     ak_buf b;
     AK_MEMSET(ra, 0, sizeof *ra);
-    if (!ctx || !desc || !desc->url || !desc->transport || !desc->transport->start) return AK_ERR_INVALID_ARGUMENT;
+    if (!ctx || !desc || !desc->url || !desc->transport || !desc->transport->start)
+        return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "remote agent: ctx, url and transport are required");
+    if ((rc = ak_url_parse(desc->url, ak__strlen(desc->url), &parsed, err)) != AK_OK) return rc;
     ra->ctx = ctx;
     ra->desc = *desc;
     /* the three URLs in one block: url, url/getSnapshot (or given), url/abort (or given) */
@@ -739,7 +750,7 @@ AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const
     else ak_buf_puts(&b, desc->url), ak_buf_append(&b, "/abort", 7);
     if (b.err) {
         ak_buf_free(&b);
-        return AK_ERR_OUT_OF_MEMORY;
+        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
     }
     ra->urls = ak_buf_take(&b, NULL, &ra->urls_size);
     ra->turn_url = ra->urls;

@@ -73,7 +73,8 @@ AKDEF void ak_serve_free(ak_serve *s);
    progress); AK_ERR_NOT_FOUND: not one of ours and nothing was written (answer it yourself). */
 AKDEF ak_result ak_serve_handle(ak_serve *s, const ak_serve_request *req, ak_http_writer *w);
 /* Advances streaming turns and the agents' background turns; waits up to wait_ms for model
-   I/O when there is nothing else to do. Returns AK_PENDING while exchanges are in flight. */
+   I/O when there is nothing else to do. Returns AK_PENDING while exchanges or background
+   (detached) turns are in flight, AK_OK when there is nothing to pump. */
 AKDEF ak_result ak_serve_pump(ak_serve *s, int wait_ms);
 /* Tells the server w's client went away: its turn keeps running (as Genkit's does) but
    nothing more is written to w, and w->end is called once. */
@@ -100,7 +101,9 @@ typedef struct ak_remote_agent {
     const char *turn_url, *snapshot_url, *abort_url;
 } ak_remote_agent;
 
-AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc);
+/* Checks desc (the URL must parse: AK_ERR_INVALID_ARGUMENT with the reason in err). */
+AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const ak_remote_desc *desc,
+                                     ak_error *err);
 AKDEF void ak_remote_agent_free(ak_remote_agent *ra);
 /* Shorthands: a chat over the remote agent; getSnapshot; abort. */
 AKDEF ak_result ak_remote_chat(ak_chat *c, ak_remote_agent *ra, const ak_json *init, ak_error *err);

@@ -259,14 +259,6 @@ AK_PRIVATE int ak__sse_extend(ak_sse_parser *p, const char *s, size_t n) {
 
 /* The general path, kept out of ak_sse_feed so the fast path above does not pay for the
    register saves this loop needs (it makes byte-at-a-time feeding half again as fast). */
-#if defined(__GNUC__) || defined(__clang__)
-#define AK__NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define AK__NOINLINE __declspec(noinline)
-#else
-#define AK__NOINLINE
-#endif
-
 AK__NOINLINE AK_PRIVATE ak_result ak__sse_feed_lines(ak_sse_parser *p, const char *data,
                                                      size_t len, ak_error *err) {
     ak_result rc = AK_OK;

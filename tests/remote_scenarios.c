@@ -40,7 +40,7 @@ static void agent(ak_remote_agent *ra, const char *name) {
     rd.url = url[n++ % 8];
     rd.transport = &tr.transport;
     rd.timeout_ms = 20000;
-    if (ak_remote_agent_init(ra, &ctx, &rd) != AK_OK) abort();
+    if (ak_remote_agent_init(ra, &ctx, &rd, NULL) != AK_OK) abort();
 }
 
 static char chunks[8192];

@@ -61,13 +61,21 @@ static ak_result session_tool(ak_tool_call *c) {
     return ak_tool_return(c, ak_json_new_str(d, "ok"));
 }
 
+static ak_result slow_tool(ak_tool_call *c) {
+    now_ms += 25; /* the tool takes 25 ms on the fake clock */
+    return ak_tool_return(c, ak_json_new_str(c->doc, "slow done"));
+}
+
 static const ak_tool tools[] = {
     {"echo", "echoes its input", "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}",
      NULL, echo_tool, NULL, 0},
     {"fails", "always fails", NULL, NULL, failing_tool, NULL, 0},
     {"later", "answers later", NULL, NULL, later_tool, NULL, 0},
     {"session", "touches the session", NULL, NULL, session_tool, NULL, 0},
+    {"slow", "takes a while", NULL, NULL, slow_tool, NULL, 0},
 };
+
+static ak_trace_fn fixture_trace; /* set by the trace test only */
 
 typedef struct fixture {
     ak_context ctx;
@@ -92,6 +100,8 @@ static void fixture_init(fixture *f, const ak_allocator *a, int with_store, cons
     desc.tool_count = sizeof tools / sizeof tools[0];
     if (with_store) desc.store = &f->store.store;
     if (t) desc.transform = *t;
+    desc.trace = fixture_trace;
+    desc.trace_ud = f;
     CHECK_OK(ak_agent_init(&f->agent, &f->ctx, &desc, &e));
 }
 
@@ -522,6 +532,90 @@ static void conversation_survives_every_allocation_failure(void) {
     CHECK(completed < total); /* failures did happen */
 }
 
+/* ---- trace events --------------------------------------------------------------------- */
+
+static char trace_log[2048];
+
+static void record_trace(void *ud, ak_trace_kind kind, int end, const char *name, int64_t duration_ms, ak_status st,
+                         const ak_json *attrs) {
+    static const char *kinds[] = {"invocation", "turn", "model", "tool"};
+    char line[256];
+    (void)ud;
+    if (!end) snprintf(line, sizeof line, "+%s %s%s%s\n", kinds[kind], name, attrs ? " " : "", attrs ? js(attrs) : "");
+    else if (kind == AK_TRACE_MODEL) snprintf(line, sizeof line, "-%s %s %lldms %s\n", kinds[kind], name, (long long)duration_ms, ak_status_name(st));
+    else snprintf(line, sizeof line, "-%s %s %lldms %s%s%s\n", kinds[kind], name, (long long)duration_ms, ak_status_name(st),
+                  attrs ? " " : "", attrs ? js(attrs) : "");
+    strncat(trace_log, line, sizeof trace_log - strlen(trace_log) - 1);
+}
+
+static void trace_spans_nest_and_time_each_step(void) {
+    fixture f;
+    ak_error e;
+    ak_json *out;
+    fixture_trace = record_trace;
+    fixture_init(&f, NULL, 0, NULL);
+    trace_log[0] = 0;
+    out = run(&f, NULL, USER("x"),
+              "[{\"message\":{\"role\":\"model\",\"content\":[{\"toolRequest\":{\"name\":\"slow\",\"input\":{},\"ref\":\"a\"}},"
+              "{\"toolRequest\":{\"name\":\"echo\",\"input\":{\"city\":\"Oslo\"},\"ref\":\"b\"}}]},\"finishReason\":\"stop\"},"
+              ANSWER("done") "]", &e);
+    CHECK_STR(ak_json_get_str(out, "finishReason"), "stop");
+    CHECK_STR(trace_log, "+invocation tester\n+turn runTurn\n+model programmableModel\n-model programmableModel 0ms OK\n"
+                         "+tool slow {}\n+tool echo {\"city\":\"Oslo\"}\n"
+                         "-tool slow 25ms OK \"slow done\"\n-tool echo 0ms OK {\"city\":\"Oslo\"}\n"
+                         "+model programmableModel\n-model programmableModel 0ms OK\n-turn runTurn 25ms OK\n-invocation tester 25ms OK\n");
+    /* a tool whose input fails its schema: its span still closes, with the status */
+    trace_log[0] = 0;
+    out = run(&f, NULL, USER("x"), "[" TOOLCALL("echo", "{\"town\":1}") "]", &e);
+    CHECK_STR(ak_json_get_str(out, "finishReason"), "failed");
+    CHECK(strstr(trace_log, "+tool echo {\"town\":1}\n-tool echo 0ms INVALID_ARGUMENT\n") != NULL);
+    CHECK(strstr(trace_log, "-turn runTurn 0ms INVALID_ARGUMENT\n") != NULL);
+    fixture_free(&f);
+    fixture_trace = NULL;
+}
+
+/* ---- custom state is checked when it is set ---------------------------------------------- */
+
+static ak_result set_bad_then_good(ak_runner *r, const ak_json *input, const ak_turn_info *turn, void *ud) {
+    ak_json_doc *d = ak_runner_doc(r);
+    int *results = (int *)ud;
+    (void)input, (void)turn;
+    results[0] = ak_runner_set_custom(r, parse(d, "{\"count\":\"many\"}")); /* wrong type */
+    results[1] = ak_runner_set_custom(r, NULL);
+    results[2] = ak_runner_custom(r) == NULL;                                    /* unchanged */
+    results[3] = ak_runner_set_custom(r, parse(d, "{\"count\":3}"));
+    return AK_OK;
+}
+
+static void custom_state_is_checked_when_set(void) {
+    ak_context ctx;
+    ak_agent agent;
+    ak_agent_desc desc;
+    ak_json_doc d;
+    ak_json *out = NULL, *inputs;
+    ak_error e;
+    int results[4] = {0, 0, 0, 0};
+    fake_context(&ctx, NULL);
+    ak_json_doc_init(&d, NULL);
+    memset(&desc, 0, sizeof desc);
+    desc.name = "counter";
+    desc.turn = set_bad_then_good;
+    desc.ud = results;
+    desc.state_schema = "{\"type\":\"object\",\"properties\":{\"count\":{\"type\":\"integer\"}}}";
+    CHECK_OK(ak_agent_init(&agent, &ctx, &desc, &e));
+    inputs = ak_json_new_array(&d);
+    ak_json_push(inputs, ak_input_text(&d, "go"));
+    CHECK_STR(js(ak_json_at(inputs, 0)), USER("go"));
+    CHECK_OK(ak_agent_run(&agent, NULL, inputs, NULL, &d, &out, &e));
+    CHECK_EQ(results[0], AK_ERR_SCHEMA);
+    CHECK_EQ(results[1], AK_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(results[2], 1);
+    CHECK_EQ(results[3], AK_OK);
+    CHECK_STR(js(ak_json_path(out, "state.custom")), "{\"count\":3}");
+    ak_agent_free(&agent);
+    ak_json_doc_free(&d);
+}
+
 int main(void) {
     RUN(max_turns_fails_the_turn_with_aborted);
     RUN(tool_failures_and_schemas_fail_the_turn);
@@ -531,5 +625,7 @@ int main(void) {
     RUN(chat_api_runs_turns_resumes_and_loads);
     RUN(chat_streams_and_tracks_client_state);
     RUN(conversation_survives_every_allocation_failure);
+    RUN(trace_spans_nest_and_time_each_step);
+    RUN(custom_state_is_checked_when_set);
     return t_summary();
 }

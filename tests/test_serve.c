@@ -135,7 +135,7 @@ static void remote(fixture *f, ak_remote_agent *ra, const char *name) {
     snprintf(urls[n % 8], sizeof urls[0], "%s", url);
     rd.url = urls[n++ % 8];
     rd.transport = &f->l.t;
-    CHECK_OK(ak_remote_agent_init(ra, &f->ctx, &rd));
+    CHECK_OK(ak_remote_agent_init(ra, &f->ctx, &rd, NULL));
 }
 
 static ak_json *parse(ak_json_doc *d, const char *text) {
@@ -293,6 +293,7 @@ static void remote_custom_state_artifacts_detach_and_abort(void) {
     CHECK_OK(ak_chat_detach(&chat, parse(&f.d, "{\"message\":{\"role\":\"user\",\"content\":[{\"text\":\"slow\"}]}}"), id, &e));
     CHECK_OK(ak_remote_get_snapshot(&ra, id, NULL, &f.d, &snap, &e));
     CHECK_STR(ak_json_get_str(snap, "status"), "pending");
+    CHECK_EQ(ak_serve_pump(&f.serve, 0), AK_PENDING); /* a background turn is work to pump */
     CHECK_OK(ak_remote_abort(&ra, id, &prev, &e));
     CHECK_STR(prev, "pending");
     ak_serve_pump(&f.serve, 0);
@@ -310,8 +311,28 @@ static void remote_custom_state_artifacts_detach_and_abort(void) {
     ak_serve_pump(&f.serve, 0);
     CHECK_OK(ak_remote_get_snapshot(&ra, id, NULL, &f.d, &snap, &e));
     CHECK_STR(ak_json_get_str(snap, "status"), "completed");
+    CHECK_EQ(ak_serve_pump(&f.serve, 0), AK_OK); /* nothing left */
     ak_chat_free(&chat);
     ak_remote_agent_free(&ra);
+    fixture_free(&f);
+}
+
+static void remote_agent_refuses_a_bad_url(void) {
+    fixture f;
+    ak_remote_agent ra;
+    ak_remote_desc rd;
+    ak_error e;
+    fixture_init(&f, NULL);
+    memset(&rd, 0, sizeof rd);
+    rd.transport = &f.l.t;
+    rd.url = "ftp://example.com/agent";
+    CHECK_EQ(ak_remote_agent_init(&ra, &f.ctx, &rd, &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(e.message, "http") != NULL);
+    rd.url = "http://user:pw@example.com/agent";
+    CHECK_EQ(ak_remote_agent_init(&ra, &f.ctx, &rd, &e), AK_ERR_INVALID_ARGUMENT);
+    rd.url = NULL;
+    CHECK_EQ(ak_remote_agent_init(&ra, &f.ctx, &rd, &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(e.message, "required") != NULL);
     fixture_free(&f);
 }
 
@@ -492,7 +513,7 @@ static void auth_runs_before_any_agent_code(void) {
     rd.transport = &f.l.t;
     h[0].name = "Authorization", h[0].value = "Bearer alice";
     rd.headers = h, rd.header_count = 1;
-    CHECK_OK(ak_remote_agent_init(&ra, &f.ctx, &rd));
+    CHECK_OK(ak_remote_agent_init(&ra, &f.ctx, &rd, NULL));
     CHECK_OK(ak_remote_chat(&chat, &ra, NULL, &e));
     CHECK_OK(ak_chat_send(&chat, "hello", &r, &e));
     CHECK_STR(r.text, "echo: hello");
@@ -506,6 +527,7 @@ int main(void) {
     RUN(remote_chat_streams_and_keeps_client_state);
     RUN(remote_tools_interrupts_snapshots_and_failures);
     RUN(remote_custom_state_artifacts_detach_and_abort);
+    RUN(remote_agent_refuses_a_bad_url);
     RUN(init_misuse_reaches_the_client_as_an_error);
     RUN(server_answers_bad_requests_with_the_right_status);
     RUN(server_streams_frames_and_json_results);

@@ -2,10 +2,11 @@
    HTTP/1.1 client over keep-alive TCP connections to 127.0.0.1:PORT (a server of
    ../shared/interop-agents.md: `akdriver serve` or Genkit's genkit_server.cjs).
 
-     load --port N [--clients 64] [--store-clients 16] [--seconds 30] [--chain 10]
-          [--probe-ms 100] [--probe-timeout-ms 1000] [--timeout-ms 10000]
+     load --port N [--clients 64] [--store-clients 16] [--seconds 30] [--warmup 0]
+          [--chain 10] [--probe-ms 100] [--probe-timeout-ms 1000] [--timeout-ms 10000]
+          [--server-pid PID]
 
-   For --seconds, every client loops over streamed turns (Accept: text/event-stream,
+   For --warmup + --seconds, every client loops over streamed turns (Accept: text/event-stream,
    `stream a b c d e`, read to the result frame and the end of the response): chat clients
    on chatAgent (client-managed, a new conversation each turn), store clients on storeAgent
    (server-managed), each turn resuming the previous one's snapshotId, a new conversation
@@ -15,11 +16,15 @@
    with 2 messages per turn of its conversation. Each answer is checked: status 200, five
    word chunks, a turnEnd, a result frame with finishReason stop and text "a b c d e".
 
-   Prints `key value` lines (latencies in ms, over every turn of the run) and exits 1 when a
-   turn failed or a snapshot was lost, 2 on bad usage. Built by bench/serve/run.sh. */
+   Prints `key value` lines and exits 1 when a turn failed or a snapshot was lost, 2 on bad
+   usage. Throughput counts the turns that end in the --seconds after the warm-up; latencies
+   (ms, request sent to response end) cover every turn ending after the warm-up. With --server-pid (Linux), the server's CPU time
+   over that window and its resident memory at its end come from /proc. Built by
+   bench/serve/run.sh. */
 #define AGENTKIT_IMPLEMENTATION
 #include "../../agentkit.h"
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -316,6 +321,37 @@ static void conn_free(conn *c) {
     free(c->body.p);
 }
 
+/* ---- the server process, from /proc (Linux; -1 elsewhere) ------------------------------- */
+
+/* User + system CPU seconds of process pid, all its threads. */
+static double proc_cpu_s(int pid) {
+    char path[64], line[1024], *p;
+    unsigned long ut, st;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    if (!(f = fopen(path, "r"))) return -1;
+    p = fgets(line, sizeof line, f);
+    fclose(f);
+    /* the command name in parentheses may hold spaces: fields count from the last ')' */
+    if (!p || !(p = strrchr(line, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Resident set of process pid in KiB. */
+static long proc_rss_kb(int pid) {
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    if (!(f = fopen(path, "r"))) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
 /* ---- the benchmark ----------------------------------------------------------------------- */
 
 typedef struct snapshot {
@@ -338,13 +374,16 @@ enum { PHASE_LOAD, PHASE_DRAIN, PHASE_VERIFY, PHASE_DONE };
 
 typedef struct options {
     int port, clients, store_clients, chain;
-    double seconds, probe_ms, probe_timeout_ms, timeout_ms;
+    int server_pid;
+    double seconds, warmup, probe_ms, probe_timeout_ms, timeout_ms;
 } options;
 
 typedef struct bench {
     options o;
     int phase;
-    double start, load_end;
+    double start, measure_start, load_end;
+    double server_cpu0, server_cpu_s; /* the server's CPU seconds: at measure_start, in the window */
+    long server_rss_kb;
     client *clients;
     conn probe;
     double probe_due, probe_max_ms;
@@ -352,22 +391,32 @@ typedef struct bench {
     double *lat;               /* ms per turn */
     size_t nlat, cap_lat;
     long in_window;            /* turns completed before load_end */
+    long warmup_turns;
     long failed, failures_shown;
-    long *per_second;          /* turns completed in each second of the load phase */
+    long *per_second;          /* turns completed in each second of the window */
     snapshot *snaps;
     size_t nsnaps, cap_snaps, next_verify;
     long verified, verify_failed;
     ak_json_doc doc;
 } bench;
 
+/* Counts a failure and shows the first few, each with the end of the answer (where a
+   stream's error or result frame is) on one line. */
 static void note_failure(bench *b, long *counter, const char *what, const char *why, const buf *body) {
+    size_t i = body && body->len > 300 ? body->len - 300 : 0;
     (*counter)++;
     if (b->failures_shown++ >= FAILURES_SHOWN) return;
-    fprintf(stderr, "load: %s failed: %s%s%.300s\n", what, why, body && body->len ? "; body: " : "",
-            body && body->len ? body->p : "");
+    fprintf(stderr, "load: %s failed: %s", what, why);
+    if (body && body->len) fprintf(stderr, "; answer %s", i ? "ends: ..." : "");
+    for (; body && i < body->len; i++) fputc(body->p[i] == '\n' || body->p[i] == '\r' ? ' ' : body->p[i], stderr);
+    fputc('\n', stderr);
 }
 
 static void add_latency(bench *b, double ms, double done_at) {
+    if (done_at < b->measure_start) {
+        b->warmup_turns++;
+        return;
+    }
     if (b->nlat == b->cap_lat) {
         b->cap_lat = b->cap_lat ? b->cap_lat * 2 : 65536;
         b->lat = (double *)xrealloc(b->lat, b->cap_lat * sizeof *b->lat);
@@ -375,7 +424,7 @@ static void add_latency(bench *b, double ms, double done_at) {
     b->lat[b->nlat++] = ms;
     if (done_at <= b->load_end) {
         b->in_window++;
-        b->per_second[(int)((done_at - b->start) / 1000.0)]++;
+        b->per_second[(int)((done_at - b->measure_start) / 1000.0)]++;
     }
 }
 
@@ -412,6 +461,12 @@ static void client_turn(client *cl) {
     free(body.p);
 }
 
+/* 1 if v is the string want. */
+static int json_str_is(const ak_json *v, const char *want) {
+    const char *str = ak_json_str(v);
+    return str && strcmp(str, want) == 0;
+}
+
 /* Checks a streamed turn's frames; returns the reason it is wrong, or NULL and the parsed
    result frame in *result. */
 static const char *check_frames(bench *b, const buf *body, ak_json **result) {
@@ -433,12 +488,17 @@ static const char *check_frames(bench *b, const buf *body, ak_json **result) {
     }
     if (!*result) return "no result frame";
     if (chunks != WORD_CHUNKS || turn_end != 1) return "not five word chunks and one turnEnd";
-    if (!ak_json_str(ak_json_get(*result, "finishReason")) || strcmp(ak_json_get_str(*result, "finishReason"), "stop"))
-        return "finishReason is not stop";
-    if (!ak_json_str(ak_json_path(*result, "message.content[0].text")) ||
-        strcmp(ak_json_str(ak_json_path(*result, "message.content[0].text")), WORDS))
-        return "the answer is not \"" WORDS "\"";
+    if (!json_str_is(ak_json_get(*result, "finishReason"), "stop")) return "finishReason is not stop";
+    if (!json_str_is(ak_json_path(*result, "message.content[0].text"), WORDS)) return "the answer is not \"" WORDS "\"";
     return NULL;
+}
+
+/* 1 if id can go into a request as it is: 1 to SNAPSHOT_ID_MAX letters, digits, '-', '_'. */
+static int plain_id(const char *id) {
+    size_t n = 0;
+    for (; id && id[n]; n++)
+        if (!isalnum((unsigned char)id[n]) && id[n] != '-' && id[n] != '_') return 0;
+    return n > 0 && n <= SNAPSHOT_ID_MAX;
 }
 
 /* Records a finished turn; returns why it failed, or NULL. */
@@ -450,7 +510,7 @@ static const char *client_turn_result(client *cl) {
     if ((why = check_frames(b, &cl->c.body, &result)) != NULL) return why;
     if (!cl->store) return ak_json_len(ak_json_path(result, "state.messages")) == 2 ? NULL : "state has not 2 messages";
     snap = ak_json_get_str(result, "snapshotId");
-    if (!snap || !*snap || strlen(snap) > SNAPSHOT_ID_MAX) return "no usable snapshotId";
+    if (!plain_id(snap)) return "no snapshotId, or not a plain id";
     cl->chain_turns++;
     add_snapshot(b, snap, 2 * cl->chain_turns);
     if (cl->chain_turns < b->o.chain) snprintf(cl->snap, sizeof cl->snap, "%s", snap);
@@ -480,8 +540,8 @@ static const char *check_snapshot(bench *b, const buf *body, const snapshot *s) 
     ak_json_doc_reset(&b->doc);
     if (ak_json_parse(&b->doc, body->p, body->len, &e) != AK_OK) return "the answer is not JSON";
     r = ak_json_get(b->doc.root, "result");
-    if (!ak_json_get_str(r, "snapshotId") || strcmp(ak_json_get_str(r, "snapshotId"), s->id)) return "another snapshotId";
-    if (!ak_json_get_str(r, "status") || strcmp(ak_json_get_str(r, "status"), "completed")) return "status is not completed";
+    if (!json_str_is(ak_json_get(r, "snapshotId"), s->id)) return "another snapshotId";
+    if (!json_str_is(ak_json_get(r, "status"), "completed")) return "status is not completed";
     if ((int)ak_json_len(ak_json_path(r, "state.messages")) != s->messages) return "wrong message count";
     return NULL;
 }
@@ -512,10 +572,9 @@ static void client_verify_next(client *cl) {
 static void probe_done(conn *c, const char *fail) {
     bench *b = (bench *)c->ud;
     double ms = now_ms() - c->started;
-    const char *why = fail ? fail
-                      : c->status != 200                   ? "HTTP status is not 200"
-                      : !strstr(c->body.p ? c->body.p : "", "\"ok\":true") ? "no \"ok\":true"
-                                                            : NULL;
+    const char *why = fail;
+    if (!why && c->status != 200) why = "HTTP status is not 200";
+    if (!why && !strstr(c->body.p ? c->body.p : "", "\"ok\":true")) why = "no \"ok\":true";
     b->probes++;
     conn_close(c); /* a new connection per probe, as an orchestrator's prober makes */
     if (why) {
@@ -548,6 +607,18 @@ static void clients_tick(bench *b, double now) {
         if (cl->c.busy || now < cl->next_at) continue;
         if (b->phase == PHASE_LOAD) client_turn(cl);
         else if (b->phase == PHASE_VERIFY && b->next_verify < b->nsnaps) client_verify_next(cl);
+    }
+}
+
+/* Samples the server at the edges of the measured window. */
+static void server_tick(bench *b, double now) {
+    int pid = b->o.server_pid;
+    if (!pid) return;
+    if (b->server_cpu0 < 0 && now >= b->measure_start) b->server_cpu0 = proc_cpu_s(pid);
+    if (b->phase == PHASE_LOAD && now >= b->load_end) {
+        double cpu = proc_cpu_s(pid);
+        b->server_cpu_s = cpu < 0 || b->server_cpu0 < 0 ? -1 : cpu - b->server_cpu0;
+        b->server_rss_kb = proc_rss_kb(pid);
     }
 }
 
@@ -586,10 +657,12 @@ static void run(bench *b) {
     struct pollfd *pfds = (struct pollfd *)xrealloc(NULL, sizeof *pfds * (size_t)(b->o.clients + 1));
     conn **owners = (conn **)xrealloc(NULL, sizeof *owners * (size_t)(b->o.clients + 1));
     b->start = now_ms();
-    b->load_end = b->start + b->o.seconds * 1000.0;
+    b->measure_start = b->start + b->o.warmup * 1000.0;
+    b->load_end = b->measure_start + b->o.seconds * 1000.0;
     b->probe_due = b->start;
     while (b->phase != PHASE_DONE) {
         double now = now_ms();
+        server_tick(b, now);
         phase_tick(b, now);
         if (b->phase <= PHASE_DRAIN && now < b->load_end) probe_tick(b, now);
         clients_tick(b, now);
@@ -638,6 +711,8 @@ static void report(bench *b) {
     qsort(b->lat, b->nlat, sizeof *b->lat, cmp_double);
     qsort(b->per_second, (size_t)secs, sizeof *b->per_second, cmp_long);
     getrusage(RUSAGE_SELF, &ru);
+    printf("clients %d\nstore_clients %d\nseconds %.0f\nwarmup_turns %ld\n", b->o.clients, b->o.store_clients,
+           b->o.seconds, b->warmup_turns);
     printf("requests %zu\n", b->nlat);
     printf("failed %ld\n", b->failed);
     printf("rps %.1f\n", (double)b->in_window / b->o.seconds);
@@ -651,6 +726,9 @@ static void report(bench *b) {
     printf("health_probes %ld\nhealth_failures %ld\nhealth_max_ms %.3f\n", b->probes, b->probe_failures,
            b->probe_max_ms);
     printf("snapshots %zu\nverified %ld\nverify_failed %ld\n", b->nsnaps, b->verified, b->verify_failed);
+    if (b->server_cpu_s >= 0 && b->in_window)
+        printf("server_cpu_us_per_turn %.1f\n", b->server_cpu_s * 1e6 / (double)b->in_window);
+    if (b->server_rss_kb >= 0) printf("server_rss_kb %ld\n", b->server_rss_kb);
     printf("load_cpu_s %.2f\n", (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 }
@@ -668,6 +746,8 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(argv[i], "--store-clients")) o->store_clients = (int)v;
         else if (!strcmp(argv[i], "--chain")) o->chain = (int)v;
         else if (!strcmp(argv[i], "--seconds")) o->seconds = v;
+        else if (!strcmp(argv[i], "--warmup")) o->warmup = v;
+        else if (!strcmp(argv[i], "--server-pid")) o->server_pid = (int)v;
         else if (!strcmp(argv[i], "--probe-ms")) o->probe_ms = v;
         else if (!strcmp(argv[i], "--probe-timeout-ms")) o->probe_timeout_ms = v;
         else if (!strcmp(argv[i], "--timeout-ms")) o->timeout_ms = v;
@@ -675,7 +755,7 @@ static int parse_options(int argc, char **argv, options *o) {
     }
     return i == argc && o->port > 0 && o->port < 65536 && o->clients > 0 && o->clients <= 4096 &&
            o->store_clients >= 0 && o->store_clients <= o->clients && o->chain > 0 && o->seconds >= 1 &&
-           o->seconds <= 86400 && o->probe_ms > 0 && o->probe_timeout_ms > 0 && o->timeout_ms > 0;
+           o->seconds <= 86400 && o->warmup >= 0 && o->warmup <= 3600 && o->server_pid >= 0 && o->probe_ms > 0 && o->probe_timeout_ms > 0 && o->timeout_ms > 0;
 }
 
 int main(int argc, char **argv) {
@@ -683,11 +763,14 @@ int main(int argc, char **argv) {
     int i;
     memset(&b, 0, sizeof b);
     if (!parse_options(argc, argv, &b.o)) {
-        fprintf(stderr, "usage: load --port N [--clients 64] [--store-clients 16] [--seconds 30] [--chain 10]\n"
-                        "            [--probe-ms 100] [--probe-timeout-ms 1000] [--timeout-ms 10000]\n");
+        fprintf(stderr, "usage: load --port N [--clients 64] [--store-clients 16] [--seconds 30] [--warmup 0]\n"
+                        "            [--chain 10] [--probe-ms 100] [--probe-timeout-ms 1000]\n"
+                        "            [--timeout-ms 10000] [--server-pid PID]\n");
         return 2;
     }
     ak_json_doc_init(&b.doc, NULL);
+    b.server_cpu0 = b.server_cpu_s = -1;
+    b.server_rss_kb = -1;
     b.per_second = (long *)xrealloc(NULL, sizeof *b.per_second * ((size_t)b.o.seconds + 1));
     memset(b.per_second, 0, sizeof *b.per_second * ((size_t)b.o.seconds + 1));
     b.clients = (client *)xrealloc(NULL, sizeof *b.clients * (size_t)b.o.clients);
