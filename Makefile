@@ -32,7 +32,7 @@ $(BUILD)/ak.o: agentkit.h tests/ak_impl.c
 $(BUILD)/support.o: $(SUPPORT) tests/interop_agents.h agentkit.h
 	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) -c $(SUPPORT) -o $@
 
-$(BUILD)/test_%: tests/test_%.c tests/test.h $(BUILD)/ak.o $(BUILD)/support.o
+$(BUILD)/test_%: tests/test_%.c tests/test.h tests/test_dirs.h $(BUILD)/ak.o $(BUILD)/support.o
 	$(CC) $(STD) $(WARN) $(TFLAGS) $(CFLAGS) $(AKDEFS) $< $(BUILD)/ak.o $(BUILD)/support.o -o $@ $(LDLIBS)
 
 # The remote client's interop scenarios, run by tests/suite_interop.sh against both servers.

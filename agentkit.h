@@ -61,16 +61,17 @@
    AK_ENABLE_MBEDTLS      https in the built-in transport (mbedTLS 2.28 from Debian 12)
    AK_NO_ERROR_STRINGS    ak_result_str() says only "ok"/"error"     (0.9 KB)
 
-   Compile-out switches (implementation only: the header and structs stay the same; bytes
-   each takes out of the Cortex-M4 -Os object; `make size` prints linked figures):
-   AK_NO_OPENAI           OpenAI adapter, 4.9 KB (11.7 KB together with AK_NO_OLLAMA)
-   AK_NO_OLLAMA           Ollama adapter, 3.3 KB
-   AK_NO_GEMINI           Gemini adapter, 7.4 KB (15.8 KB together with AK_NO_ANTHROPIC)
-   AK_NO_ANTHROPIC        Anthropic adapter
+   Compile-out switches (implementation only: the header and structs stay the same). Bytes
+   each takes out of the Cortex-M4 -Os object (freestanding, 123.8 KB with everything);
+   `make size` prints what a linked firmware keeps:
+   AK_NO_OPENAI           OpenAI adapter, 4.7 KB (11.5 KB together with AK_NO_OLLAMA)
+   AK_NO_OLLAMA           Ollama adapter, 3.2 KB
+   AK_NO_ANTHROPIC        Anthropic adapter, 7.2 KB (15.9 KB together with AK_NO_GEMINI)
+   AK_NO_GEMINI           Gemini adapter, 7.3 KB
    AK_NO_SERVE            the agent HTTP server and remote-agent client, 6.7 KB
    AK_NO_REPLAY           the replay test transport, 1.8 KB
    AK_NO_LOCAL_MODELS     the programmable and scripted models, 2.6 KB
-   AK_NO_SCHEMA           the JSON Schema validator, 4.6 KB: tool schemas still go to the
+   AK_NO_SCHEMA           the JSON Schema validator, 4.7 KB: tool schemas still go to the
                           model but inputs are not checked (tools check their input); an
                           agent with a state schema is refused with AK_ERR_UNSUPPORTED
    AK_NO_STDIO            the file session store, 11.9 KB
@@ -553,6 +554,8 @@ AKDEF ak_result ak_random(ak_context *ctx, void *buf, size_t len);
 AKDEF void ak_sleep_ms(ak_context *ctx, int64_t ms);
 /* Writes a random (v4) UUID, 36 chars + NUL, into out. */
 AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]);
+/* Two of them (b may be NULL) from one read of the random source: a system call saved. */
+AKDEF ak_result ak_uuid4_pair(ak_context *ctx, char a[37], char b[37]);
 /* Formats ms since the epoch as ISO-8601 with milliseconds and Z, 24 chars + NUL. */
 AKDEF void ak_iso8601(int64_t ms, char out[25]);
 AKDEF void ak_log(ak_context *ctx, ak_log_level level, const char *fmt, ...);
@@ -3791,13 +3794,10 @@ AKDEF void ak_sleep_ms(ak_context *ctx, int64_t ms) {
 #endif
 }
 
-AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]) {
+/* 16 random bytes as a version 4 UUID. */
+AK_PRIVATE void ak__uuid_format(unsigned char r[16], char out[37]) {
     static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
     int i, o = 0;
-    ak_result rc = ak_random(ctx, r, sizeof r);
-    out[0] = 0;
-    if (rc != AK_OK) return rc;
     r[6] = (unsigned char)((r[6] & 0x0F) | 0x40); /* version 4 */
     r[8] = (unsigned char)((r[8] & 0x3F) | 0x80); /* RFC 4122 variant */
     for (i = 0; i < 16; i++) {
@@ -3806,6 +3806,20 @@ AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]) {
         out[o++] = hex[r[i] & 15];
     }
     out[o] = 0;
+}
+
+AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]) {
+    return ak_uuid4_pair(ctx, out, NULL);
+}
+
+AKDEF ak_result ak_uuid4_pair(ak_context *ctx, char a[37], char b[37]) {
+    unsigned char r[32];
+    ak_result rc = ak_random(ctx, r, b ? 32 : 16);
+    a[0] = 0;
+    if (b) b[0] = 0;
+    if (rc != AK_OK) return rc;
+    ak__uuid_format(r, a);
+    if (b) ak__uuid_format(r + 16, b);
     return AK_OK;
 }
 
@@ -3892,12 +3906,8 @@ AKDEF size_t ak_json_max_memory(size_t len) {
     return len + 64 + nodes * (AK__ALIGN_UP(sizeof(ak_json)) + 8);
 }
 
-AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
-    ak_json *v = (ak_json *)ak_arena_alloc(&d->arena, sizeof(ak_json));
-    if (!v) {
-        d->err = AK_ERR_OUT_OF_MEMORY;
-        return NULL;
-    }
+/* A fresh value of type t: no key, no children, no sibling. */
+AK_PRIVATE ak_json *ak__json_blank(ak_json *v, ak_json_type t) {
     v->type = (uint8_t)t;
     v->flags = 0;
     v->reserved = 0;
@@ -3909,27 +3919,33 @@ AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
     return v;
 }
 
+AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
+    ak_json *v = (ak_json *)ak_arena_alloc(&d->arena, sizeof(ak_json));
+    if (!v) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    return ak__json_blank(v, t);
+}
+
 /* ---- parser --------------------------------------------------------------------------- */
 
-/* Character classes: 1 = whitespace; for strings, 2 = needs attention inside a string
-   (quote, backslash, control character or non-ASCII). */
-static const unsigned char ak__jclass[256] = {
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 2, 2, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-};
-#define AK__JWS(c) (ak__jclass[AK__U8(c)] & 1)
-#define AK__JSTR(c) (ak__jclass[AK__U8(c)] & 2)
+/* Character classes, computed (a 256-byte table costs more flash than the compares): JSON
+   whitespace, and the bytes that need attention inside a string (quote, backslash, control
+   character or non-ASCII). */
+AK_PRIVATE int ak__jws(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+AK_PRIVATE int ak__jstr_byte(unsigned char c) { return c < 0x20 || c >= 0x80 || c == '"' || c == '\\'; }
+#define AK__JWS(c) ak__jws(AK__U8(c))
+#define AK__JSTR(c) ak__jstr_byte(AK__U8(c))
 
-/* Eight bytes at a time (byte order does not matter: only "any byte" is asked). */
-#define AK__ONES UINT64_C(0x0101010101010101)
-#define AK__HIGHS UINT64_C(0x8080808080808080)
-#define AK__HAS_BELOW(w, n) (((w) - AK__ONES * (n)) & ~(w))
+/* A machine word of bytes at a time: eight on 64-bit hosts, four on 32-bit MCUs, where
+   64-bit arithmetic takes register pairs and much more code (byte order does not matter:
+   only "any byte" is asked). */
+typedef size_t ak__word;
+#define AK__WORD sizeof(ak__word)
+#define AK__JONES ((ak__word)-1 / 0xFF)
+#define AK__JHIGHS (AK__JONES * 0x80)
+#define AK__JHAS_BELOW(w, n) (((w) - AK__JONES * (n)) & ~(w))
 
 /* How many bytes precede the first flagged one (its high bit set) in a mask from the tests
    below: the lowest flag is always exact, as borrows only run upwards. Elsewhere (other
@@ -3942,16 +3958,16 @@ static const unsigned char ak__jclass[256] = {
 #define AK__FIRST_FLAGGED(m) ((size_t)0)
 #endif
 
-AK_PRIVATE uint64_t ak__load8(const char *p) {
-    uint64_t w;
-    AK_MEMCPY(&w, p, 8);
+AK_PRIVATE ak__word ak__loadw(const char *p) {
+    ak__word w;
+    AK_MEMCPY(&w, p, AK__WORD);
     return w;
 }
 
 /* Nonzero when a byte of w is '"', '\\', a control character or non-ASCII. */
-AK_PRIVATE uint64_t ak__jstr_special8(uint64_t w) {
-    uint64_t q = w ^ (AK__ONES * '"'), b = w ^ (AK__ONES * '\\');
-    return (AK__HAS_BELOW(q, 1) | AK__HAS_BELOW(b, 1) | AK__HAS_BELOW(w, 0x20) | w) & AK__HIGHS;
+AK_PRIVATE ak__word ak__jstr_special(ak__word w) {
+    ak__word q = w ^ (AK__JONES * '"'), b = w ^ (AK__JONES * '\\');
+    return (AK__JHAS_BELOW(q, 1) | AK__JHAS_BELOW(b, 1) | AK__JHAS_BELOW(w, 0x20) | w) & AK__JHIGHS;
 }
 
 /* The parser reads the caller's input in place and copies only the text of strings, keys
@@ -4007,17 +4023,17 @@ AK_PRIVATE void *ak__jalloc(ak__jparser *jp, size_t n) {
 }
 
 /* Copies the n bytes of text at src into dst, whose room is n + 1 rounded up to 8. Short text
-   goes eight bytes at a time instead of through a memcpy call; those reads may pass the
-   text, never the input. */
+   goes a word at a time instead of through a memcpy call; those reads may pass the text,
+   never the input. */
 AK_PRIVATE void ak__jcopy(const ak__jparser *jp, char *dst, const char *src, size_t n) {
     size_t i;
     if (n > 64 || (size_t)(jp->end - src) < AK__ALIGN_UP(n)) {
         AK_MEMCPY(dst, src, n);
         return;
     }
-    for (i = 0; i < n; i += 8) {
-        uint64_t w = ak__load8(src + i);
-        AK_MEMCPY(dst + i, &w, 8);
+    for (i = 0; i < n; i += AK__WORD) {
+        ak__word w = ak__loadw(src + i);
+        AK_MEMCPY(dst + i, &w, AK__WORD);
     }
 }
 
@@ -4031,16 +4047,7 @@ AK_PRIVATE ak_result ak__jfail(ak__jparser *jp, ak_result code, const char *p, c
 
 AK_PRIVATE ak_json *ak__jnode(ak__jparser *jp) {
     ak_json *v = (ak_json *)ak__jalloc(jp, AK__ALIGN_UP(sizeof(ak_json)));
-    if (!v) return NULL;
-    v->type = AK_JSON_NULL;
-    v->flags = 0;
-    v->reserved = 0;
-    v->len = 0;
-    v->key_len = 0;
-    v->key = NULL;
-    v->u.first = NULL;
-    v->next = NULL;
-    return v;
+    return v ? ak__json_blank(v, AK_JSON_NULL) : NULL;
 }
 
 AK_PRIVATE void ak__jskip_ws_run(ak__jparser *jp) {
@@ -4048,7 +4055,7 @@ AK_PRIVATE void ak__jskip_ws_run(ak__jparser *jp) {
     while (p < end && AK__JWS(*p)) {
         p++;
         /* Indentation comes in runs of spaces. */
-        while (end - p >= 8 && ak__load8(p) == AK__ONES * ' ') p += 8;
+        while ((size_t)(end - p) >= AK__WORD && ak__loadw(p) == AK__JONES * ' ') p += AK__WORD;
     }
     jp->p = p;
 }
@@ -4159,13 +4166,13 @@ AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *ou
     ak_result rc;
     /* Fast path: no escapes, so the text is copied as it is. */
     for (;;) {
-        while (end - p >= 8) {
-            uint64_t special = ak__jstr_special8(ak__load8(p));
+        while ((size_t)(end - p) >= AK__WORD) {
+            ak__word special = ak__jstr_special(ak__loadw(p));
             if (special) {
                 p += AK__FIRST_FLAGGED(special);
                 break;
             }
-            p += 8;
+            p += AK__WORD;
         }
         while (p < end && !AK__JSTR(*p)) p++;
         if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
@@ -5028,13 +5035,15 @@ AKDEF ak_result ak_json_int64(const ak_json *v, int64_t *out) {
     if (!v || v->type != AK_JSON_NUMBER) return AK_ERR_JSON_TYPE;
     if (v->flags & AK_JSON_F_INT) {
         const char *p = v->u.str, *end = p + v->len;
-        uint64_t m = 0, lim;
+        /* the magnitude limit, INT64_MAX or its negation's, is 10 * tens + last */
+        const uint64_t tens = (uint64_t)INT64_MAX / 10;
+        uint64_t m = 0;
         int neg = *p == '-';
+        unsigned last = (unsigned)((uint64_t)INT64_MAX % 10) + (neg ? 1u : 0u);
         if (neg) p++;
-        lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
         for (; p < end; p++) {
             unsigned dgt = (unsigned)(*p - '0');
-            if (m > (lim - dgt) / 10) return AK_ERR_JSON_TYPE; /* out of range */
+            if (m > tens || (m == tens && dgt > last)) return AK_ERR_JSON_TYPE; /* out of range */
             m = m * 10 + dgt;
         }
         *out = neg ? (int64_t)(0 - m) : (int64_t)m;
@@ -6703,26 +6712,28 @@ AK_PRIVATE void ak__http_limits_init(ak_http_limits *dst, const ak_http_limits *
 
 /* ---- public helpers ---------------------------------------------------------------------- */
 
+/* The phrases are one array in this function (not a table of pointers to literals), so a
+   program that never calls it does not keep them: linkers keep merged literals whole. */
 AKDEF const char *ak_http_status_reason(int status) {
-    static const struct { int code; const char *text; } reasons[] = {
-        {100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"}, {201, "Created"},
-        {202, "Accepted"}, {204, "No Content"}, {206, "Partial Content"},
-        {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"}, {304, "Not Modified"},
-        {307, "Temporary Redirect"}, {308, "Permanent Redirect"}, {400, "Bad Request"},
-        {401, "Unauthorized"}, {403, "Forbidden"}, {404, "Not Found"},
-        {405, "Method Not Allowed"}, {406, "Not Acceptable"}, {408, "Request Timeout"},
-        {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-        {412, "Precondition Failed"}, {413, "Content Too Large"}, {414, "URI Too Long"},
-        {415, "Unsupported Media Type"}, {417, "Expectation Failed"},
-        {422, "Unprocessable Content"}, {429, "Too Many Requests"},
-        {431, "Request Header Fields Too Large"}, {499, "Client Closed Request"},
-        {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
-        {503, "Service Unavailable"}, {504, "Gateway Timeout"},
-        {505, "HTTP Version Not Supported"},
+    static const uint16_t codes[] = {
+        100, 101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404,
+        405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 417, 422, 429, 431, 499, 500, 501,
+        502, 503, 504, 505
     };
+    static const char phrases[] =
+        "Continue\0Switching Protocols\0OK\0Created\0Accepted\0No Content\0Partial Content\0"
+        "Moved Permanently\0Found\0See Other\0Not Modified\0Temporary Redirect\0"
+        "Permanent Redirect\0Bad Request\0Unauthorized\0Forbidden\0Not Found\0"
+        "Method Not Allowed\0Not Acceptable\0Request Timeout\0Conflict\0Gone\0"
+        "Length Required\0Precondition Failed\0Content Too Large\0URI Too Long\0"
+        "Unsupported Media Type\0Expectation Failed\0Unprocessable Content\0"
+        "Too Many Requests\0Request Header Fields Too Large\0Client Closed Request\0"
+        "Internal Server Error\0Not Implemented\0Bad Gateway\0Service Unavailable\0"
+        "Gateway Timeout\0HTTP Version Not Supported\0";
+    const char *p = phrases;
     size_t i;
-    for (i = 0; i < AK__COUNTOF(reasons); i++)
-        if (reasons[i].code == status) return reasons[i].text;
+    for (i = 0; i < AK__COUNTOF(codes); i++, p += ak__strlen(p) + 1)
+        if (codes[i] == status) return p;
     return "";
 }
 
@@ -9877,13 +9888,13 @@ AKDEF ak_result ak_part_validate(const ak_json *part, ak_error *err) {
 }
 
 AKDEF ak_result ak_msg_validate(const ak_json *msg, ak_error *err) {
+    static const char *const roles[] = {"user", "model", "system", "tool"};
     const char *role = ak_msg_role(msg);
     const ak_json *content = ak_json_get(msg, "content"), *p, *md = ak_json_get(msg, "metadata");
-    size_t i = 0;
+    size_t i = 0, r = 0;
     if (!ak_json_is(msg, AK_JSON_OBJECT)) return ak__part_invalid(err, "a message must be an object");
-    if (!role || !(ak__streq(role, "user") || ak__streq(role, "model") || ak__streq(role, "system") ||
-                   ak__streq(role, "tool")))
-        return ak__part_invalid(err, "role must be one of user, model, system, tool");
+    while (role && r < AK__COUNTOF(roles) && !ak__streq(role, roles[r])) r++;
+    if (!role || r == AK__COUNTOF(roles)) return ak__part_invalid(err, "role must be one of user, model, system, tool");
     if (!ak_json_is(content, AK_JSON_ARRAY)) return ak__part_invalid(err, "content must be an array of parts");
     if (md && md->type != AK_JSON_OBJECT) return ak__part_invalid(err, "metadata must be an object");
     for (p = content->u.first; p; p = p->next, i++) {
@@ -10103,9 +10114,11 @@ AK_PRIVATE int ak__ieq(const char *a, size_t n, const char *b) {
     return b[n] == 0;
 }
 
-/* A non-negative decimal (fraction allowed: "1.5"), scaled by `scale`; -1 if not one. */
+/* A non-negative decimal (fraction allowed: "1.5"), scaled by `scale` (1 or 1000: the
+   fraction's part stays below 2^32); -1 if not one. */
 AK_PRIVATE int64_t ak__parse_delay(const char *s, size_t n, int64_t scale) {
-    int64_t whole = 0, frac = 0, div = 1;
+    int64_t whole = 0;
+    uint32_t frac = 0, div = 1; /* six digits at most: 32-bit arithmetic is enough */
     size_t i = 0;
     int digits = 0;
     while (i < n && s[i] == ' ') i++;
@@ -10113,10 +10126,15 @@ AK_PRIVATE int64_t ak__parse_delay(const char *s, size_t n, int64_t scale) {
         if (whole < INT64_C(1) << 40) whole = whole * 10 + (s[i] - '0');
     if (i < n && s[i] == '.')
         for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
-            if (div < 1000000) frac = frac * 10 + (s[i] - '0'), div *= 10;
+            if (div < 1000000) frac = frac * 10 + (uint32_t)(s[i] - '0'), div *= 10;
     while (i < n && s[i] == ' ') i++;
     if (!digits || i != n) return -1;
-    return whole * scale + frac * scale / div;
+    return whole * scale + (int64_t)(frac * (uint32_t)scale / div);
+}
+
+/* "<adapter>: out of memory" (shared by the adapters). */
+AK_PRIVATE ak_result ak__decode_oom(ak_decode *dc) {
+    return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
 }
 
 /* SSE / NDJSON callbacks: parse the event as JSON when it is JSON, hand it to the adapter. */
@@ -10128,7 +10146,7 @@ AK_PRIVATE ak_result ak__decode_event(ak_decode *dc, const char *name, const cha
     if (i < len && (data[i] == '{' || data[i] == '[')) {
         ak_error e;
         if ((rc = ak_json_parse_value(&dc->scratch, data, len, NULL, &json, &e)) == AK_ERR_OUT_OF_MEMORY)
-            return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+            return ak__decode_oom(dc);
         if (rc != AK_OK) json = NULL;
     }
     rc = dc->adapter->event(dc, name, data, len, json);
@@ -10215,16 +10233,12 @@ AKDEF ak_result ak_decode_emit(ak_decode *dc, const ak_json *chunk) {
 }
 
 AKDEF ak_result ak_decode_fail(ak_decode *dc, ak_status status, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     if (dc->failed) return AK_ERR_MODEL; /* the first failure is the one reported */
     dc->failed = 1;
     dc->response = NULL;
-    dc->error.code = AK_ERR_MODEL;
-    dc->error.status = status;
-    ak_buf_init_fixed(&b, dc->error.message, sizeof dc->error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&dc->error, AK_ERR_MODEL, status, fmt, ap);
     va_end(ap);
     return AK_ERR_MODEL;
 }
@@ -10249,7 +10263,7 @@ AKDEF ak_result ak_decode_body(ak_decode *dc, const char *data, size_t len) {
     if (dc->body.err == AK_ERR_LIMIT)
         return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s response body larger than %zu bytes",
                               dc->adapter->name, dc->max_body);
-    if (dc->body.err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (dc->body.err) return ak__decode_oom(dc);
     return AK_OK;
 }
 
@@ -10296,7 +10310,7 @@ AKDEF ak_result ak_decode_done(ak_decode *dc, ak_result rc, const char *msg) {
         ak_json *json = NULL;
         ak_result prc = ak_json_parse_value(&dc->scratch, dc->body.ptr ? dc->body.ptr : "", dc->body.len, NULL, &json, &e);
         if (prc == AK_ERR_OUT_OF_MEMORY)
-            ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+            ak__decode_oom(dc);
         else if (prc != AK_OK)
             ak_decode_fail(dc, AK_STATUS_INTERNAL, "%s returned a body that is not JSON: %s", dc->adapter->name, e.message);
         else
@@ -10614,11 +10628,10 @@ AKDEF const ak_adapter *ak_adapter_find(const char *name) {
 /* ==== shared: request building ========================================================= */
 
 /* Where an adapter puts a Genkit config key: under `to` (NULL: not sent at all), in the
-   request itself when `top` is set, else where the adapter keeps options. */
+   request itself or where the adapter keeps options (see ak__wire_config). */
 typedef struct ak__wire_key {
     const char *from;
     const char *to;
-    int top;
 } ak__wire_key;
 
 /* What converting one request needs. */
@@ -10800,19 +10813,18 @@ AK_PRIVATE ak_json *ak__wire_tool_output(ak_json_doc *d, const ak_json *response
     return out ? ak__wire_stringify(d, out) : ak_json_new_str(d, "null");
 }
 
-/* Copies the config into the request: known Genkit keys under the adapter's names (to top
-   or to options), the others as they are to options. JSON null means "not set". */
+/* Copies the config into the request: known Genkit keys under the adapter's names (map[i] to
+   top when bit i of top_keys is set, else to options), the others as they are to options.
+   JSON null means "not set". */
 AK_PRIVATE void ak__wire_config(ak_json_doc *d, const ak_json *config, const ak__wire_key *map, size_t n,
-                                ak_json *top, ak_json *options) {
+                                unsigned top_keys, ak_json *top, ak_json *options) {
     const ak_json *m;
     for (m = ak_json_first(config); m; m = m->next) {
-        const ak__wire_key *k = NULL;
-        size_t i;
+        size_t i = 0;
         if (m->type == AK_JSON_NULL) continue;
-        for (i = 0; i < n && !k; i++)
-            if (ak__eqn(m->key, m->key_len, map[i].from)) k = &map[i];
-        if (!k) ak_json_setn(d, options, m->key, m->key_len, ak_json_copy(d, m));
-        else if (k->to) ak_json_set(d, k->top ? top : options, k->to, ak_json_copy(d, m));
+        while (i < n && !ak__eqn(m->key, m->key_len, map[i].from)) i++;
+        if (i == n) ak_json_setn(d, options, m->key, m->key_len, ak_json_copy(d, m));
+        else if (map[i].to) ak_json_set(d, (top_keys >> i) & 1u ? top : options, map[i].to, ak_json_copy(d, m));
     }
 }
 
@@ -10907,7 +10919,7 @@ AK_PRIVATE ak_result ak__acc_check(ak_decode *dc, const ak_buf *b) {
     if (b->err == AK_ERR_LIMIT)
         return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: the answer is larger than %zu bytes",
                               dc->adapter->name, b->max);
-    return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    return ak__decode_oom(dc);
 }
 
 /* Replaces (replace set) or extends b with s[0..n), within the size limit. */
@@ -10934,7 +10946,7 @@ AK_PRIVATE ak_json *ak__acc_chunk(ak_decode *dc, ak_json **parts) {
 
 AK_PRIVATE ak_result ak__acc_emit(ak_decode *dc, const ak_json *chunk) {
     if (dc->scratch.err)
-        return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+        return ak__decode_oom(dc);
     return ak_decode_emit(dc, chunk);
 }
 
@@ -10963,7 +10975,7 @@ AK_PRIVATE ak__acc_call *ak__acc_new_call(ak_decode *dc, ak__acc *a, int64_t ind
         void *p = ak_realloc(ak_context_allocator(dc->ctx), a->calls, a->cap * sizeof *a->calls,
                              cap * sizeof *a->calls);
         if (!p) {
-            ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+            ak__decode_oom(dc);
             return NULL;
         }
         a->calls = (ak__acc_call *)p;
@@ -11003,14 +11015,14 @@ AK_PRIVATE ak_result ak__acc_tool_parts(ak_decode *dc, ak__acc *a, size_t from, 
         if (!c->name.len)
             return ak_decode_fail(dc, AK_STATUS_INTERNAL, "%s: tool call %zu has no name", dc->adapter->name, i);
         if (!(input = ak__acc_input(d, c, &e)))
-            return d->err ? ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name)
+            return d->err ? ak__decode_oom(dc)
                           : ak_decode_fail(dc, AK_STATUS_INTERNAL, "%s: the arguments of tool call %s are not JSON: %s",
                                            dc->adapter->name, c->name.ptr, e.message);
         ak_buf_init_fixed(&rb, ref, sizeof ref);
         ak_buf_printf(&rb, "call_%zu", i);
         ak_json_push(arr, ak_part_tool_request(d, c->name.ptr, c->id.len ? c->id.ptr : ref, input));
     }
-    return d->err ? ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name) : AK_OK;
+    return d->err ? ak__decode_oom(dc) : AK_OK;
 }
 
 /* Streams the calls completed since the last time as one chunk. */
@@ -11097,22 +11109,23 @@ AK_PRIVATE int ak__wire_error_is_quota(const ak__wire_error *e) {
 /* The status of an error that arrived inside a 200 stream: its HTTP-like code, else what
    its type or code says. */
 AK_PRIVATE ak_status ak__wire_error_status(const ak__wire_error *e) {
-    static const struct { const char *name; ak_status status; } kinds[] = {
-        {"invalid_request_error", AK_STATUS_INVALID_ARGUMENT}, {"BadRequestError", AK_STATUS_INVALID_ARGUMENT},
-        {"exceed_context_size_error", AK_STATUS_INVALID_ARGUMENT},
-        {"context_length_exceeded", AK_STATUS_INVALID_ARGUMENT},
-        {"authentication_error", AK_STATUS_UNAUTHENTICATED}, {"invalid_api_key", AK_STATUS_UNAUTHENTICATED},
-        {"permission_error", AK_STATUS_PERMISSION_DENIED}, {"not_found_error", AK_STATUS_NOT_FOUND},
-        {"NotFoundError", AK_STATUS_NOT_FOUND}, {"model_not_found", AK_STATUS_NOT_FOUND},
-        {"rate_limit_exceeded", AK_STATUS_RESOURCE_EXHAUSTED}, {"insufficient_quota", AK_STATUS_RESOURCE_EXHAUSTED},
-        {"unavailable_error", AK_STATUS_UNAVAILABLE}, {"overloaded_error", AK_STATUS_UNAVAILABLE},
-        {"not_supported_error", AK_STATUS_UNIMPLEMENTED}, {"server_error", AK_STATUS_INTERNAL},
-        {"api_error", AK_STATUS_INTERNAL}, {"InternalServerError", AK_STATUS_INTERNAL}};
+    /* the names of each status, NUL-separated and ended by an empty one */
+    static const struct { ak_status status; const char *names; } kinds[] = {
+        {AK_STATUS_INVALID_ARGUMENT,
+         "invalid_request_error\0BadRequestError\0exceed_context_size_error\0context_length_exceeded\0"},
+        {AK_STATUS_UNAUTHENTICATED, "authentication_error\0invalid_api_key\0"},
+        {AK_STATUS_PERMISSION_DENIED, "permission_error\0"},
+        {AK_STATUS_NOT_FOUND, "not_found_error\0NotFoundError\0model_not_found\0"},
+        {AK_STATUS_RESOURCE_EXHAUSTED, "rate_limit_exceeded\0insufficient_quota\0"},
+        {AK_STATUS_UNAVAILABLE, "unavailable_error\0overloaded_error\0"},
+        {AK_STATUS_UNIMPLEMENTED, "not_supported_error\0"},
+        {AK_STATUS_INTERNAL, "server_error\0api_error\0InternalServerError\0"}};
     size_t i;
+    const char *n;
     if (e->code_num >= 400 && e->code_num <= 599) return ak_status_from_http((int)e->code_num);
     for (i = 0; i < AK__COUNTOF(kinds); i++)
-        if ((e->code && ak__streq(e->code, kinds[i].name)) || (e->type && ak__streq(e->type, kinds[i].name)))
-            return kinds[i].status;
+        for (n = kinds[i].names; *n; n += ak__strlen(n) + 1)
+            if ((e->code && ak__streq(e->code, n)) || (e->type && ak__streq(e->type, n))) return kinds[i].status;
     return AK_STATUS_UNKNOWN;
 }
 
@@ -11160,10 +11173,10 @@ AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
 
 enum { AK__OAI_KEY_TOPK = 2, AK__OAI_KEY_MAX = 3 };
 static const ak__wire_key ak__oai_keys[] = {
-    {"temperature", "temperature", 0}, {"topP", "top_p", 0},   {"topK", NULL, 0},
-    {"maxOutputTokens", "max_completion_tokens", 0},            {"stopSequences", "stop", 0},
-    {"version", NULL, 0},              {"apiKey", NULL, 0},    {"model", NULL, 0},
-    {"messages", NULL, 0},             {"stream", NULL, 0}};
+    {"temperature", "temperature"}, {"topP", "top_p"},   {"topK", NULL},
+    {"maxOutputTokens", "max_completion_tokens"},         {"stopSequences", "stop"},
+    {"version", NULL},              {"apiKey", NULL},    {"model", NULL},
+    {"messages", NULL},             {"stream", NULL}};
 
 /* A media part as a user content part: image_url (https or data URL), file (PDF data URL)
    or input_audio (wav / mp3 data URL). */
@@ -11338,7 +11351,7 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
     AK_MEMCPY(keys, ak__oai_keys, sizeof keys);
     if (cfg->flags & AK_OPENAI_MAX_TOKENS) keys[AK__OAI_KEY_MAX].to = "max_tokens";
     if (cfg->flags & AK_OPENAI_TOP_K) keys[AK__OAI_KEY_TOPK].to = "top_k";
-    ak__wire_config(d, ak_json_get(request, "config"), keys, AK__COUNTOF(keys), body, body);
+    ak__wire_config(d, ak_json_get(request, "config"), keys, AK__COUNTOF(keys), 0, body, body);
     if (stream) {
         ak_json_set_bool(d, body, "stream", 1);
         if (!(cfg->flags & AK_OPENAI_NO_STREAM_OPTIONS)) {
@@ -11547,10 +11560,12 @@ AKDEF const ak_adapter *ak_adapter_openai(void) { return &ak__openai_adapter; }
 /* ==== the request ====================================================================== */
 
 static const ak__wire_key ak__ollama_keys[] = {
-    {"temperature", "temperature", 0}, {"topP", "top_p", 0},    {"topK", "top_k", 0},
-    {"maxOutputTokens", "num_predict", 0}, {"stopSequences", "stop", 0}, {"version", NULL, 0},
-    {"apiKey", NULL, 0},               {"think", "think", 1},   {"keep_alive", "keep_alive", 1},
-    {"model", NULL, 0},                {"messages", NULL, 0},   {"stream", NULL, 0}};
+    {"temperature", "temperature"}, {"topP", "top_p"},     {"topK", "top_k"},
+    {"maxOutputTokens", "num_predict"}, {"stopSequences", "stop"}, {"version", NULL},
+    {"apiKey", NULL},               {"think", "think"},    {"keep_alive", "keep_alive"},
+    {"model", NULL},                {"messages", NULL},    {"stream", NULL}};
+/* think and keep_alive go in the request itself, the others under options */
+#define AK__OLLAMA_TOP_KEYS (1u << 7 | 1u << 8)
 
 /* The images of a user message as raw base64 (Ollama fetches no URLs). */
 AK_PRIVATE ak_result ak__ollama_images(ak__wire *w, const ak_json *msg, size_t i, ak_json *m) {
@@ -11667,7 +11682,8 @@ AK_PRIVATE ak_result ak__ollama_body(ak__wire *w, const ak_provider_config *cfg,
                     ak_json_is(schema, AK_JSON_OBJECT) ? ak_json_copy(d, schema) : ak_json_new_str(d, "json"));
     }
     ak_json_set(d, body, "options", options = ak_json_new_object(d));
-    ak__wire_config(d, ak_json_get(request, "config"), ak__ollama_keys, AK__COUNTOF(ak__ollama_keys), body, options);
+    ak__wire_config(d, ak_json_get(request, "config"), ak__ollama_keys, AK__COUNTOF(ak__ollama_keys),
+                    AK__OLLAMA_TOP_KEYS, body, options);
     if (!ak_json_len(options)) ak_json_remove(body, "options");
     ak_json_set_bool(d, body, "stream", stream); /* Ollama streams unless told not to */
     return d->err ? ak__wire_oom(w->err) : AK_OK;
@@ -11976,7 +11992,7 @@ AK_PRIVATE ak_json *ak__prov_message(ak_decode *dc, ak_json **msg) {
 /* Adds part (built in dc->out) to the response message. */
 AK_PRIVATE ak_result ak__prov_keep(ak_decode *dc, ak_json **msg, ak_json *part) {
     if (!part || !ak__prov_message(dc, msg) || ak_msg_add(*msg, part) != AK_OK)
-        return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+        return ak__decode_oom(dc);
     return AK_OK;
 }
 
@@ -11986,7 +12002,7 @@ AK_PRIVATE ak_result ak__prov_emit_part(ak_decode *dc, const ak_json *part) {
     ak_json *content = ak_json_new_array(s), *chunk = ak_json_new_object(s);
     ak_json_push(content, ak_json_copy(s, part));
     ak_json_set(s, chunk, "content", content);
-    if (s->err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (s->err) return ak__decode_oom(dc);
     return ak_decode_emit(dc, chunk);
 }
 
@@ -11998,7 +12014,7 @@ AK_PRIVATE ak_result ak__prov_append(ak_decode *dc, ak_buf *b, const char *s, si
     if (b->err == AK_ERR_LIMIT)
         return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: %s is larger than %zu bytes", dc->adapter->name, what,
                               dc->max_body);
-    if (b->err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (b->err) return ak__decode_oom(dc);
     return AK_OK;
 }
 
@@ -12008,6 +12024,7 @@ AK_PRIVATE ak_result ak__prov_tool_choice(const ak_json *choice, const char *con
     static const char *const genkit[3] = {"auto", "required", "none"};
     const char *c = ak_json_str(choice);
     int i;
+    *out = NULL; /* set on every path: GCC cannot see that the error path returns non-zero */
     for (i = 0; c && i < 3; i++)
         if (ak__streq(c, genkit[i])) return *out = names[i], AK_OK;
     return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "toolChoice must be auto, required or none");
@@ -12058,6 +12075,9 @@ AK_PRIVATE int ak__prov_blank(const char *data, size_t len) {
         if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') return 0;
     return 1;
 }
+
+/* The shared part above stays for gemini.c when only the Anthropic adapter is compiled out. */
+#ifndef AK_NO_ANTHROPIC
 
 /* ---- Anthropic: request ------------------------------------------------------------------- */
 
@@ -12640,6 +12660,7 @@ AKDEF const ak_adapter *ak_adapter_anthropic(void) {
                                        ak__anth_end, ak__anth_error};
     return &adapter;
 }
+#endif /* AK_NO_ANTHROPIC */
 /* ---- end src/anthropic.c ---- */
 #endif /* src/anthropic.c */
 
@@ -14250,14 +14271,11 @@ struct ak__memsess {
 
 AK_PRIVATE const char *ak__row_text(const ak__memrow *r) { return (const char *)(r + 1); }
 
-AK_PRIVATE void ak__row_id(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
-    if (!r->id_len) ak__memid_format(r->id, out);
-    else AK_MEMCPY(out, ak__row_text(r) + r->text_len, r->id_len), out[r->id_len] = 0;
-}
-
-AK_PRIVATE void ak__row_parent(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
-    if (!r->parent_len) ak__memid_format(r->parent, out);
-    else AK_MEMCPY(out, ak__row_text(r) + r->text_len + r->id_len, r->parent_len), out[r->parent_len] = 0;
+/* The row's id (parent set: its parent's id) as text. */
+AK_PRIVATE void ak__row_id(const ak__memrow *r, int parent, char out[AK_ID_MAX + 1]) {
+    size_t len = parent ? r->parent_len : r->id_len;
+    if (!len) ak__memid_format(parent ? r->parent : r->id, out);
+    else AK_MEMCPY(out, ak__row_text(r) + r->text_len + (parent ? r->id_len : 0), len), out[len] = 0;
 }
 
 /* The same hash as ak__memid_hash of the row's id. */
@@ -14339,7 +14357,7 @@ AK_PRIVATE ak__memrow *ak__mem_find_str(const ak_memstore *m, const char *s) {
 AK_PRIVATE ak__memrow *ak__row_parent_row(const ak_memstore *m, const ak__memrow *r) {
     char pid[AK_ID_MAX + 1];
     if (!(r->flags & AK__ROW_HAS_PARENT)) return NULL;
-    ak__row_parent(r, pid);
+    ak__row_id(r, 1, pid);
     return ak__mem_find_str(m, pid);
 }
 
@@ -14481,8 +14499,8 @@ AK_PRIVATE ak_result ak__row_to_snapshot(ak_memstore *m, ak__memrow *r, ak_snaps
                               "cannot rebuild the messages of snapshot: %s", ak_result_str(rc));
     st.session_id = r->session->id; /* borrowed for the copy below */
     if (r->aux) st.custom = r->aux->custom, st.artifacts = r->aux->artifacts;
-    ak__row_id(r, id);
-    if (r->flags & AK__ROW_HAS_PARENT) ak__row_parent(r, pid);
+    ak__row_id(r, 0, id);
+    if (r->flags & AK__ROW_HAS_PARENT) ak__row_id(r, 1, pid);
     s = ak_snapshot_new(ak__mem_alloc(m), id, r->session->id, (r->flags & AK__ROW_HAS_PARENT) ? pid : NULL, &st);
     ak_msgs_release(st.messages);
     if (!s) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory reading a snapshot");
@@ -14506,6 +14524,14 @@ AK_PRIVATE size_t ak__common_prefix(const ak_msgs *a, const ak_msgs *b) {
         if (x != y && !ak_json_equal(x, y)) break;
     }
     return i;
+}
+
+/* Stores an id in a row: 16 bytes in bin for a UUID (returns 0), else its text at text
+   (returns its length). */
+AK_PRIVATE uint16_t ak__memid_store(const ak__memid *id, unsigned char bin[16], char *text) {
+    size_t n = id->str ? id->len : sizeof id->bin;
+    AK_MEMCPY(id->str ? (void *)text : bin, id->str ? (const void *)id->str : id->bin, n); /* one copy call */
+    return (uint16_t)(id->str ? n : 0);
 }
 
 /* Encodes s as a row: what its parent row's list lacks, and the rest of its fields. */
@@ -14552,12 +14578,10 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     r->finish = (uint8_t)s->finish_reason;
     if (s->has_finish_reason) r->flags |= AK__ROW_HAS_FINISH;
     if (text_len) AK_MEMCPY((char *)(r + 1), text.ptr, text_len);
-    if (rid.str) AK_MEMCPY((char *)(r + 1) + text_len, rid.str, rid.len), r->id_len = (uint16_t)rid.len;
-    else AK_MEMCPY(r->id, rid.bin, 16);
+    r->id_len = ak__memid_store(&rid, r->id, (char *)(r + 1) + text_len);
     if (s->parent_id) {
         r->flags |= AK__ROW_HAS_PARENT;
-        if (pid.str) AK_MEMCPY((char *)(r + 1) + text_len + r->id_len, pid.str, pid.len), r->parent_len = (uint16_t)pid.len;
-        else AK_MEMCPY(r->parent, pid.bin, 16);
+        r->parent_len = ak__memid_store(&pid, r->parent, (char *)(r + 1) + text_len + r->id_len);
     }
     ak_buf_free(&text);
     ak_buf_free(&json);
@@ -16545,14 +16569,10 @@ AKDEF ak_result ak_tool_return(ak_tool_call *call, ak_json *output) {
 }
 
 AKDEF ak_result ak_tool_fail(ak_tool_call *call, ak_status status, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     call->state = AK__TOOL_FAILED;
-    call->error.code = AK_ERR_AGENT;
-    call->error.status = status;
-    ak_buf_init_fixed(&b, call->error.message, sizeof call->error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&call->error, AK_ERR_AGENT, status, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
@@ -16729,6 +16749,8 @@ AK_PRIVATE void ak__trace(ak_invocation *inv, ak_trace_kind kind, int end, const
     a->desc.trace(a->desc.trace_ud, kind, end, name, end ? ak_mono_ms(inv->ctx) - started : 0, st, attrs);
 }
 
+AK_PRIVATE ak_result ak__agent_oom(ak_error *err) { return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory"); }
+
 /* Parses JSON text owned by the agent description into the agent's document. */
 AK_PRIVATE ak_result ak__parse_desc_json(ak_agent *a, const char *text, const char *what, ak_json **out,
                                          ak_error *err) {
@@ -16814,7 +16836,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
     if ((rc = ak__build_request(a, err)) != AK_OK ||
         (rc = ak__parse_desc_json(a, desc->state_schema, "state schema", &a->state_schema, err)) != AK_OK) {
         ak_json_doc_free(&a->doc);
-        return rc == AK_ERR_OUT_OF_MEMORY ? ak_error_set(err, rc, "out of memory") : rc;
+        return rc == AK_ERR_OUT_OF_MEMORY ? ak__agent_oom(err) : rc;
     }
     if (desc->system) {
         ak_json_doc *d = &a->doc;
@@ -16826,7 +16848,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
         ak_json_set(d, a->system_msg, "metadata", md);
         if (d->err) {
             ak_json_doc_free(&a->doc);
-            return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+            return ak__agent_oom(err);
         }
     }
     return AK_OK;
@@ -16860,65 +16882,60 @@ AK_PRIVATE ak_json *ak__error_json(ak_json_doc *d, ak_status st, const char *mes
 
 /* Fails the turn in progress with a library error (Genkit-style "STATUS: message"). */
 AK_PRIVATE ak_result ak__turn_error(ak_invocation *inv, ak_status st, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     inv->turn_failed = 1;
     inv->error_prefixed = 1;
-    inv->turn_error.code = AK_ERR_AGENT;
-    inv->turn_error.status = st;
-    ak_buf_init_fixed(&b, inv->turn_error.message, sizeof inv->turn_error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&inv->turn_error, AK_ERR_AGENT, st, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
 
+AK_PRIVATE ak_result ak__turn_oom(ak_invocation *inv) {
+    return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
+
 AKDEF ak_result ak_runner_fail(ak_runner *r, ak_status status, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     r->turn_failed = 1;
     r->error_prefixed = 0; /* like a plain Error thrown by a handler: the message as given */
-    r->turn_error.code = AK_ERR_AGENT;
-    r->turn_error.status = status;
-    ak_buf_init_fixed(&b, r->turn_error.message, sizeof r->turn_error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&r->turn_error, AK_ERR_AGENT, status, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
 
 /* Rejects the invocation (Genkit's thrown errors: HTTP 4xx / an error frame). */
 AK_PRIVATE ak_result ak__reject(ak_invocation *inv, ak_status st, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     inv->rejected = 1;
     inv->resolved = 1;
-    inv->thrown.code = AK_ERR_AGENT;
-    inv->thrown.status = st;
-    inv->thrown.offset = 0;
-    ak_buf_init_fixed(&b, inv->thrown.message, sizeof inv->thrown.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&inv->thrown, AK_ERR_AGENT, st, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-/* Sends {key: value} to the caller, through the client transform; nothing while detached.
-   Returns 0 when the chunk could not be built (out of memory). */
+/* Sends {key: value} to the caller, through the client transform, and frees d, where value
+   was built (NULL: out of memory, nothing is sent). Returns 0 when the chunk could not be
+   built. */
+AK_PRIVATE int ak__emit_in(ak_invocation *inv, ak_json_doc *d, const char *key, ak_json *value) {
+    const ak_client_transform *t = &inv->agent->desc.transform;
+    ak_json *chunk = ak_json_new_object(d);
+    int built = value && ak_json_set(d, chunk, key, value) == AK_OK;
+    if (built && (!t->chunk || t->chunk(t->ud, d, &chunk)) && chunk) inv->on_chunk(inv->chunk_ud, chunk);
+    ak_json_doc_free(d);
+    return built;
+}
+
+/* ak__emit_in with a copy of value; nothing while detached. */
 AK_PRIVATE int ak__emit(ak_invocation *inv, const char *key, ak_json *value) {
     ak_json_doc d;
-    ak_json *chunk;
-    const ak_client_transform *t = &inv->agent->desc.transform;
-    int built;
     if (inv->detached || !inv->on_chunk || !value) return 1;
     ak_json_doc_init(&d, inv->alloc);
-    chunk = ak_json_new_object(&d);
-    built = ak_json_set(&d, chunk, key, ak_json_copy(&d, value)) == AK_OK;
-    if (built && (!t->chunk || t->chunk(t->ud, &d, &chunk)) && chunk) inv->on_chunk(inv->chunk_ud, chunk);
-    ak_json_doc_free(&d);
-    return built;
+    return ak__emit_in(inv, &d, key, ak_json_copy(&d, value));
 }
 
 /* {role, index?, content, custom?} from a model chunk or parts. */
@@ -16933,8 +16950,7 @@ AK_PRIVATE void ak__emit_model_chunk(ak_invocation *inv, const char *role, int i
     if (index >= 0) ak_json_set_int(&d, mc, "index", index);
     ak_json_set(&d, mc, "content", content ? ak_json_copy(&d, content) : ak_json_new_array(&d));
     if (custom) ak_json_set(&d, mc, "custom", ak_json_copy(&d, custom));
-    if (d.err == AK_OK) ak__emit(inv, "modelChunk", mc);
-    ak_json_doc_free(&d);
+    ak__emit_in(inv, &d, "modelChunk", d.err ? NULL : mc);
 }
 
 AK_PRIVATE void ak__emit_turn_end(ak_invocation *inv, const char *snapshot_id, int has_reason, ak_finish_reason r) {
@@ -16945,8 +16961,7 @@ AK_PRIVATE void ak__emit_turn_end(ak_invocation *inv, const char *snapshot_id, i
     te = ak_json_new_object(&d);
     if (snapshot_id && *snapshot_id) ak_json_set_str(&d, te, "snapshotId", snapshot_id);
     if (has_reason) ak_json_set_str(&d, te, "finishReason", ak_finish_reason_name(r));
-    ak__emit(inv, "turnEnd", te);
-    ak_json_doc_free(&d);
+    ak__emit_in(inv, &d, "turnEnd", te);
 }
 
 /* The state as clients see it (clientTransform.state applied), built in d. */
@@ -17013,20 +17028,23 @@ AK_PRIVATE ak_result ak__write_mutator(void *ud, const ak_snapshot *current, ak_
     return AK_OK;
 }
 
-/* Writes the turn's row under id. Returns AK_OK (written or skipped) or the store's error. */
-AK_PRIVATE ak_result ak__save_row(ak_invocation *inv, const char *id, ak_snapshot_status status, int has_reason,
-                                  ak_finish_reason reason, const ak_json *error, ak_error *err) {
+/* Writes a row of state under id: a turn's (AK_OK when written or skipped) or the pending
+   row of a detach, which is the one an abort may mark. Returns the store's error. */
+AK_PRIVATE ak_result ak__save_row(ak_invocation *inv, const char *id, const ak_session_state *state,
+                                  ak_snapshot_status status, int has_reason, ak_finish_reason reason,
+                                  const ak_json *error, ak_error *err) {
     ak_store *store = inv->agent->desc.store;
     char written[AK_ID_MAX + 1];
     ak__write w;
     ak_result rc;
     int64_t now = ak_now_ms(inv->ctx);
     /* the snapshot freezes the turn's messages: store them without growth slack */
-    ak_msgs_compact(inv->alloc, inv->state.messages);
-    w.snap = ak_snapshot_new(inv->alloc, id, inv->state.session_id, inv->parent_id, &inv->state);
-    w.abort_aware = 1;
+    ak_msgs_compact(inv->alloc, state->messages);
+    w.snap = ak_snapshot_new(inv->alloc, id, state->session_id, inv->parent_id, state);
+    w.abort_aware = status != AK_SNAPSHOT_PENDING;
     if (!w.snap) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory writing snapshot");
     w.snap->created_at = w.snap->updated_at = now;
+    if (status == AK_SNAPSHOT_PENDING) w.snap->heartbeat_at = now;
     w.snap->status = status;
     w.snap->has_finish_reason = has_reason;
     w.snap->finish_reason = reason;
@@ -17063,6 +17081,14 @@ AK_PRIVATE void ak__resolve_load_failure(ak_invocation *inv, const ak_error *e, 
     inv->phase = AK__INV_DONE;
 }
 
+/* A store that could not load the session resolves the invocation with its error. */
+AK_PRIVATE ak_result ak__resolve_store_failure(ak_invocation *inv, ak_result rc, ak_error *e) {
+    e->code = AK_ERR_AGENT;
+    if (e->status == AK_STATUS_OK) e->status = ak_result_status(rc);
+    ak__resolve_load_failure(inv, e, NULL);
+    return AK_OK;
+}
+
 AK_PRIVATE ak_result ak__adopt_snapshot(ak_invocation *inv, const ak_snapshot *snap) {
     ak_session_state_free(inv->alloc, &inv->state);
     if (ak_session_state_copy(inv->alloc, &snap->state, &inv->state) != AK_OK) return AK_ERR_OUT_OF_MEMORY;
@@ -17081,12 +17107,7 @@ AK_PRIVATE ak_result ak__resolve_snapshot(ak_invocation *inv, const char *id, co
     ak_error e;
     ak_result rc = store->get(store, id, NULL, inv->context, &snap, &e);
     const char *owner;
-    if (rc != AK_OK) {
-        e.code = AK_ERR_AGENT;
-        if (e.status == AK_STATUS_OK) e.status = ak_result_status(rc);
-        ak__resolve_load_failure(inv, &e, NULL);
-        return AK_OK;
-    }
+    if (rc != AK_OK) return ak__resolve_store_failure(inv, rc, &e);
     if (!snap) {
         ak_error_setst(&e, AK_ERR_AGENT, AK_STATUS_NOT_FOUND, "Snapshot %s not found", id);
         ak__resolve_load_failure(inv, &e, NULL);
@@ -17135,17 +17156,12 @@ AK_PRIVATE ak_result ak__resolve_session(ak_invocation *inv, const char *sid, ak
         ak_snapshot_release(snap);
         snap = parent;
     }
-    if (rc != AK_OK) {
-        e.code = AK_ERR_AGENT;
-        if (e.status == AK_STATUS_OK) e.status = ak_result_status(rc);
-        ak__resolve_load_failure(inv, &e, NULL);
-        return AK_OK;
-    }
+    if (rc != AK_OK) return ak__resolve_store_failure(inv, rc, &e);
     if (!snap) /* a new session with the id the caller chose */
         return ak_session_state_set_id(inv->alloc, &inv->state, sid) == AK_OK
-                   ? AK_OK : ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+                   ? AK_OK : ak__agent_oom(err);
     if (ak__validate_custom(inv, snap->state.custom, &e) != AK_OK) ak__resolve_load_failure(inv, &e, NULL);
-    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak__agent_oom(err);
     ak_snapshot_release(snap);
     return rc;
 }
@@ -17185,14 +17201,16 @@ AK_PRIVATE ak_result ak__resolve_init(ak_invocation *inv, const ak_json *init, a
         if (ak__validate_custom(inv, st.custom, &e) != AK_OK) ak__resolve_load_failure(inv, &e, jstate);
     }
     if (!inv->resolved && !inv->state.session_id) {
+        /* a new server-managed session needs its first snapshot id too: both at once */
+        int with_turn = ak__server_managed(inv) && !inv->turn_id[0];
         char uuid[37];
-        if ((rc = ak_uuid4(inv->ctx, uuid)) != AK_OK)
+        if ((rc = ak_uuid4_pair(inv->ctx, uuid, with_turn ? inv->turn_id : NULL)) != AK_OK)
             return ak_error_set(err, rc, "cannot make a session id: %s", ak_result_str(rc));
         if (ak_session_state_set_id(inv->alloc, &inv->state, uuid) != AK_OK)
-            return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+            return ak__agent_oom(err);
     }
     if (ak_session_state_copy(inv->alloc, &inv->state, &inv->good) != AK_OK)
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__agent_oom(err);
     return AK_OK;
 }
 
@@ -17240,7 +17258,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     ak_invocation *inv = (ak_invocation *)ak_alloc(alloc, sizeof *inv);
     ak_result rc;
     *out = NULL;
-    if (!inv) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!inv) return ak__agent_oom(err);
     AK_MEMSET(inv, 0, sizeof *inv);
     inv->agent = a;
     inv->ctx = a->ctx;
@@ -17256,7 +17274,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     inv->next = a->invocations;
     a->invocations = inv;
     rc = ak__resolve_init(inv, init, err);
-    if (rc == AK_OK && inv->io.err) rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (rc == AK_OK && inv->io.err) rc = ak__agent_oom(err);
     if (rc != AK_OK) {
         ak__inv_destroy(inv);
         return rc;
@@ -17272,12 +17290,25 @@ AK_PRIVATE int ak__has_payload(const ak_json *input) {
            ak_json_len(ak_json_get(resume, "restart"));
 }
 
+/* Every entry of input.resume.<what> must be a valid part of this kind. */
+AK_PRIVATE ak_result ak__validate_resume_list(const ak_json *list, ak_part_kind kind, const char *what,
+                                              const char *kind_name, ak_error *err) {
+    const ak_json *p;
+    ak_error e;
+    size_t i = 0;
+    for (p = ak_json_first(list); p; p = p->next, i++)
+        if (ak_part_kind_of(p) != kind || ak_part_validate(p, &e) != AK_OK)
+            return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
+                                  "input.resume.%s[%zu] must be a %s part", what, i, kind_name);
+    return AK_OK;
+}
+
 /* Checks an AgentInput's shape (the action layer's schema validation). */
 AK_PRIVATE ak_result ak__validate_input(const ak_json *input, ak_error *err) {
-    const ak_json *msg = ak_json_get(input, "message"), *resume = ak_json_get(input, "resume"), *p;
+    const ak_json *msg = ak_json_get(input, "message"), *resume = ak_json_get(input, "resume");
     const ak_json *detach = ak_json_get(input, "detach");
     ak_error e;
-    size_t i;
+    ak_result rc;
     if (!ak_json_is(input, AK_JSON_OBJECT))
         return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT, "an agent input must be an object");
     if (msg && ak_msg_validate(msg, &e) != AK_OK)
@@ -17290,14 +17321,9 @@ AK_PRIVATE ak_result ak__validate_input(const ak_json *input, ak_error *err) {
             (restart && restart->type != AK_JSON_ARRAY))
             return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
                                   "input.resume must be {respond?: [...], restart?: [...]}");
-        for (p = ak_json_first(respond), i = 0; p; p = p->next, i++)
-            if (ak_part_kind_of(p) != AK_PART_TOOL_RESPONSE || ak_part_validate(p, &e) != AK_OK)
-                return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
-                                      "input.resume.respond[%zu] must be a toolResponse part", i);
-        for (p = ak_json_first(restart), i = 0; p; p = p->next, i++)
-            if (ak_part_kind_of(p) != AK_PART_TOOL_REQUEST || ak_part_validate(p, &e) != AK_OK)
-                return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
-                                      "input.resume.restart[%zu] must be a toolRequest part", i);
+        if ((rc = ak__validate_resume_list(respond, AK_PART_TOOL_RESPONSE, "respond", "toolResponse", err)) != AK_OK)
+            return rc;
+        return ak__validate_resume_list(restart, AK_PART_TOOL_REQUEST, "restart", "toolRequest", err);
     }
     return AK_OK;
 }
@@ -17308,7 +17334,7 @@ AKDEF ak_result ak_invocation_send(ak_invocation *inv, const ak_json *input, ak_
     if (inv->closed) return ak_error_set(err, AK_ERR_STATE, "the invocation is closed");
     if ((rc = ak__validate_input(input, err)) != AK_OK) return rc;
     if (inv->resolved) return AK_OK; /* a resolved invocation takes no more turns */
-    if (!(copy = ak_json_copy(&inv->io, input))) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!(copy = ak_json_copy(&inv->io, input))) return ak__agent_oom(err);
     if (inv->queue_tail) inv->queue_tail->next = copy;
     else inv->queue = copy;
     inv->queue_tail = copy;
@@ -17343,10 +17369,6 @@ AK_PRIVATE ak_result ak__reserve_id(ak_invocation *inv) {
 AK_PRIVATE ak_result ak__inv_detach(ak_invocation *inv) {
     ak_store *store = inv->agent->desc.store;
     ak_json_doc *d = &inv->io;
-    ak_session_state saved;
-    ak_snapshot *row;
-    ak__write w;
-    char written[AK_ID_MAX + 1];
     ak_error e;
     ak_json *o;
     ak_result rc;
@@ -17354,15 +17376,8 @@ AK_PRIVATE ak_result ak__inv_detach(ak_invocation *inv) {
     if (inv->detached) return AK_OK;
     if ((rc = ak__reserve_id(inv)) != AK_OK) return ak__reject(inv, AK_STATUS_INTERNAL, "cannot make a snapshot id");
     /* the row holds the state before the detached turn */
-    saved = inv->phase == AK__INV_TURN ? inv->good : inv->state;
-    row = ak_snapshot_new(inv->alloc, inv->turn_id, saved.session_id, inv->parent_id, &saved);
-    if (!row) return ak__reject(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    row->created_at = row->updated_at = row->heartbeat_at = ak_now_ms(inv->ctx);
-    row->status = AK_SNAPSHOT_PENDING;
-    w.snap = row;
-    w.abort_aware = 0;
-    rc = store->save(store, inv->turn_id, ak__write_mutator, &w, inv->context, written, &e);
-    ak_snapshot_release(row);
+    rc = ak__save_row(inv, inv->turn_id, inv->phase == AK__INV_TURN ? &inv->good : &inv->state, AK_SNAPSHOT_PENDING,
+                      0, AK_FINISH_UNKNOWN, NULL, &e);
     if (rc != AK_OK) return ak__reject(inv, e.status ? e.status : ak_result_status(rc), "%s", e.message);
     inv->detached = 1;
     inv->next_beat = ak_mono_ms(inv->ctx) + AK__HEARTBEAT_MS;
@@ -17417,7 +17432,7 @@ AK_PRIVATE int ak__take_input(ak_invocation *inv, ak_json **input) {
 AK_PRIVATE ak_result ak__turn_begin(ak_invocation *inv, const ak_json *input) {
     const ak_json *msg = ak_json_get(input, "message");
     if (msg && ak_msgs_append(inv->alloc, &inv->state.messages, msg) != AK_OK)
-        return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return ak__turn_oom(inv);
     if (msg) inv->version++;
     if (ak__reserve_id(inv) != AK_OK) return ak__turn_error(inv, AK_STATUS_INTERNAL, "cannot make a snapshot id");
     inv->input = input;
@@ -17436,7 +17451,7 @@ AK_PRIVATE ak_result ak__turn_begin(ak_invocation *inv, const ak_json *input) {
 AK_PRIVATE void ak__turn_commit(ak_invocation *inv) {
     ak_error e;
     if (ak__server_managed(inv) &&
-        ak__save_row(inv, inv->turn_id, AK_SNAPSHOT_COMPLETED, inv->has_reason, inv->reason, NULL, &e) != AK_OK) {
+        ak__save_row(inv, inv->turn_id, &inv->state, AK_SNAPSHOT_COMPLETED, inv->has_reason, inv->reason, NULL, &e) != AK_OK) {
         ak__turn_error(inv, e.status ? e.status : AK_STATUS_INTERNAL, "%s", e.message);
         return;
     }
@@ -17478,7 +17493,7 @@ AK_PRIVATE void ak__turn_fail(ak_invocation *inv) {
         inv->last_error = ak_jref_new(inv->alloc, ej);
     }
     if (ak__server_managed(inv))
-        ak__save_row(inv, inv->turn_id, AK_SNAPSHOT_FAILED, 1, AK_FINISH_FAILED, ej, NULL);
+        ak__save_row(inv, inv->turn_id, &inv->state, AK_SNAPSHOT_FAILED, 1, AK_FINISH_FAILED, ej, NULL);
     ak_json_doc_free(&d);
     ak__emit_turn_end(inv, ak__server_managed(inv) ? inv->turn_id : NULL, 1, AK_FINISH_FAILED);
     inv->last_reason = AK_FINISH_FAILED;
@@ -17524,25 +17539,22 @@ AK_PRIVATE ak_result ak__default_result(ak_runner *r, ak_json_doc *d, ak_json **
 AK_PRIVATE void ak__build_output(ak_invocation *inv, ak_json *message, ak_json *artifacts, ak_finish_reason reason) {
     ak_json_doc *d = &inv->io;
     ak_json *o = ak_json_new_object(d);
-    int client = !ak__server_managed(inv);
+    /* a failed invocation answers with the state of its last good turn */
+    const ak_session_state *st = inv->failed ? &inv->good : &inv->state;
     ak_json_set_str(d, o, "sessionId", inv->state.session_id);
     if (inv->failed) {
-        size_t n = ak_msgs_count(inv->good.messages);
+        size_t n = ak_msgs_count(st->messages);
         ak_json_set_str(d, o, "finishReason", "failed");
         if (inv->last_error) ak_json_set(d, o, "error", ak_json_copy(d, inv->last_error->value));
-        if (ak_json_len(artifacts)) ak_json_set(d, o, "artifacts", artifacts);
-        if (n) ak_json_set(d, o, "message", ak_json_copy(d, ak_msgs_at(inv->good.messages, n - 1)));
-        if (client) ak_json_set(d, o, "state", ak__client_state(inv->agent, &inv->good, d));
-        else if (inv->good_id) ak_json_set_str(d, o, "snapshotId", inv->good_id);
-    } else {
-        if (ak_json_len(artifacts)) ak_json_set(d, o, "artifacts", artifacts);
-        if (message) ak_json_set(d, o, "message", message);
-        if (reason != AK_FINISH_UNKNOWN) ak_json_set_str(d, o, "finishReason", ak_finish_reason_name(reason));
-        else if (inv->has_last_reason)
-            ak_json_set_str(d, o, "finishReason", ak_finish_reason_name(inv->last_reason));
-        if (client) ak_json_set(d, o, "state", ak__client_state(inv->agent, &inv->state, d));
-        else if (inv->good_id) ak_json_set_str(d, o, "snapshotId", inv->good_id);
+        message = n ? ak_json_copy(d, ak_msgs_at(st->messages, n - 1)) : NULL;
     }
+    if (ak_json_len(artifacts)) ak_json_set(d, o, "artifacts", artifacts);
+    if (message) ak_json_set(d, o, "message", message);
+    if (!inv->failed && (reason != AK_FINISH_UNKNOWN || inv->has_last_reason))
+        ak_json_set_str(d, o, "finishReason",
+                        ak_finish_reason_name(reason != AK_FINISH_UNKNOWN ? reason : inv->last_reason));
+    if (!ak__server_managed(inv)) ak_json_set(d, o, "state", ak__client_state(inv->agent, st, d));
+    else if (inv->good_id) ak_json_set_str(d, o, "snapshotId", inv->good_id);
     inv->output = o;
 }
 
@@ -17560,7 +17572,7 @@ AK_PRIVATE void ak__finish(ak_invocation *inv) {
     if (!inv->failed && !inv->aborted && ak__server_managed(inv) && inv->version != inv->saved_version) {
         char id[37];
         if (ak_uuid4(inv->ctx, id) == AK_OK &&
-            ak__save_row(inv, id, AK_SNAPSHOT_COMPLETED, inv->has_last_reason, inv->last_reason, NULL, NULL) == AK_OK) {
+            ak__save_row(inv, id, &inv->state, AK_SNAPSHOT_COMPLETED, inv->has_last_reason, inv->last_reason, NULL, NULL) == AK_OK) {
             ak__set_str(inv->alloc, &inv->good_id, id);
             ak__set_str(inv->alloc, &inv->parent_id, id);
             inv->saved_version = inv->version;
@@ -17685,7 +17697,7 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
     while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING)
         rc = AK_OK; /* not finished: pump again */
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
-        rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        rc = ak__agent_oom(err);
     ak_invocation_free(inv);
     return rc;
 }
@@ -17725,7 +17737,7 @@ AKDEF ak_result ak_agent_get_snapshot(ak_agent *a, const char *snapshot_id, cons
         ak_json *t = st;
         if (a->desc.transform.state(a->desc.transform.ud, d, &t) == AK_OK && t && t != st) ak_json_set(d, *out, "state", t);
     }
-    return *out && !d->err ? AK_OK : ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    return *out && !d->err ? AK_OK : ak__agent_oom(err);
 }
 
 typedef struct ak__abort {
@@ -17919,11 +17931,6 @@ AK_PRIVATE int ak__same_tool(const ak_json *a, const ak_json *b) {
     return na && nb && ak__streq(na, nb) && (ra == rb || (ra && rb && ak__streq(ra, rb)));
 }
 
-/* " (ref: r)" or "" */
-AK_PRIVATE void ak__ref_suffix(ak_buf *b, const char *ref) {
-    if (ref) ak_buf_printf(b, " (ref: %s)", ref);
-}
-
 AK_PRIVATE int ak__tool_index(const ak_agent *a, const char *name) {
     size_t i;
     for (i = 0; name && i < a->desc.tool_count; i++)
@@ -17943,37 +17950,29 @@ AK_PRIVATE const ak_json *ak__history_tool_request(const ak_invocation *inv, con
     return NULL;
 }
 
+/* Fails the turn with "<what> '<name>'[ (ref: <ref>)]<why>" about a resume entry. */
+AK_PRIVATE ak_result ak__resume_error(ak_invocation *inv, const char *what, const ak_json *tr, const char *why) {
+    const char *ref = ak__tref(tr);
+    return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s '%s'%s%s%s%s", what, ak__tname(tr),
+                          ref ? " (ref: " : "", ref ? ref : "", ref ? ")" : "", why);
+}
+
 /* Genkit's validateResumeAgainstHistory: forged or unknown resumes fail the turn. */
 AK_PRIVATE ak_result ak__validate_resume(ak_invocation *inv, const ak_json *respond, const ak_json *restart) {
+    static const char not_found[] = " which was not found in session history.";
     const ak_json *p;
-    char msg[AK_ERROR_MAX];
-    ak_buf b;
     for (p = ak_json_first(restart); p; p = p->next) {
         const ak_json *tr = ak__treq(p), *orig = ak__history_tool_request(inv, tr);
-        ak_buf_init_fixed(&b, msg, sizeof msg);
-        if (!orig) {
-            ak_buf_printf(&b, "resume.restart references tool '%s'", ak__tname(tr));
-            ak__ref_suffix(&b, ak__tref(tr));
-            ak_buf_puts(&b, " which was not found in session history.");
-            return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s", msg);
-        }
-        if (!ak_json_equal(ak_json_get(tr, "input"), ak_json_get(orig, "input"))) {
-            ak_buf_printf(&b, "resume.restart for tool '%s'", ak__tname(tr));
-            ak__ref_suffix(&b, ak__tref(tr));
-            ak_buf_puts(&b, " has modified inputs that do not match the original tool request in session history. "
-                            "Restart inputs must exactly match the interrupted tool request.");
-            return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s", msg);
-        }
+        if (!orig) return ak__resume_error(inv, "resume.restart references tool", tr, not_found);
+        if (!ak_json_equal(ak_json_get(tr, "input"), ak_json_get(orig, "input")))
+            return ak__resume_error(inv, "resume.restart for tool", tr,
+                                    " has modified inputs that do not match the original tool request in session "
+                                    "history. Restart inputs must exactly match the interrupted tool request.");
     }
     for (p = ak_json_first(respond); p; p = p->next) {
         const ak_json *tr = ak_json_get(p, "toolResponse");
-        if (!ak__history_tool_request(inv, tr)) {
-            ak_buf_init_fixed(&b, msg, sizeof msg);
-            ak_buf_printf(&b, "resume.respond references tool '%s'", ak__tname(tr));
-            ak__ref_suffix(&b, ak__tref(tr));
-            ak_buf_puts(&b, " which was not found in session history.");
-            return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s", msg);
-        }
+        if (!ak__history_tool_request(inv, tr))
+            return ak__resume_error(inv, "resume.respond references tool", tr, not_found);
     }
     return AK_OK;
 }
@@ -18011,7 +18010,7 @@ AK_PRIVATE ak_result ak__replace_last(ak_invocation *inv, const ak_json *msg) {
     size_t n = ak_msgs_count(inv->state.messages);
     if (ak_msgs_truncate(inv->alloc, &inv->state.messages, n - 1) != AK_OK ||
         ak_msgs_append(inv->alloc, &inv->state.messages, msg) != AK_OK)
-        return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return ak__turn_oom(inv);
     inv->version++;
     return AK_OK;
 }
@@ -18118,7 +18117,7 @@ AK_PRIVATE ak_result ak__collect_tools(ak_invocation *inv, ak_json *msg) {
     size_t n = 0;
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) n += ak__treq(p) != NULL;
     pt->tools = (ak__ptool *)ak_arena_zalloc(&inv->turn_doc.arena, (n ? n : 1) * sizeof *pt->tools);
-    if (!pt->tools) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (!pt->tools) return ak__turn_oom(inv);
     pt->tool_count = 0;
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) {
         ak__ptool *t;
@@ -18149,7 +18148,7 @@ AK_PRIVATE ak_result ak__append_tool_message(ak_invocation *inv, ak_json *conten
         ak_json_set(d, msg, "metadata", md);
     }
     if (d->err || ak_runner_add_message(inv, msg) != AK_OK)
-        return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return ak__turn_oom(inv);
     ak__emit_model_chunk(inv, "tool", inv->pt.msg_index++, content, NULL);
     return AK_OK;
 }
@@ -18167,7 +18166,7 @@ AK_PRIVATE ak_result ak__resume_begin(ak_invocation *inv, const ak_json *resume)
     if (!last || !ak_msg_role(last) || !ak__streq(ak_msg_role(last), "model"))
         last = NULL;
     if (!(msg = ak_json_copy(&inv->turn_doc, last)) || (last && ak__collect_tools(inv, msg) != AK_OK))
-        return inv->turn_failed ? AK_ERR_AGENT : ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return inv->turn_failed ? AK_ERR_AGENT : ak__turn_oom(inv);
     if (!last || !pt->tool_count)
         return ak__turn_error(inv, AK_STATUS_FAILED_PRECONDITION, "Cannot 'resume' generation unless the previous "
                                                                   "message is a model message with at least one tool request.");
@@ -18215,7 +18214,7 @@ AK_PRIVATE ak_result ak__resume_finish(ak_invocation *inv) {
         if (!t->pending_output) ak__mark_resolved(d, AK__UNCONST(ak_json *, t->part));
         ak_json_push(content, t->restart ? ak__response_part(inv, t) : ak_json_copy(d, t->response));
     }
-    if (d->err) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (d->err) return ak__turn_oom(inv);
     if (ak__replace_last(inv, pt->model_msg) != AK_OK || ak__append_tool_message(inv, content, 1) != AK_OK)
         return AK_ERR_AGENT;
     pt->step = AK__P_MODEL;
@@ -18236,7 +18235,7 @@ AK_PRIVATE ak_result ak__model_start(ak_invocation *inv) {
     size_t n = ak_msgs_count(inv->state.messages), sys = a->system_msg != NULL;
     const ak_json **msgs = (const ak_json **)ak_arena_alloc(&inv->turn_doc.arena, (n + sys + 1) * sizeof *msgs);
     ak_model_call *call = &pt->call;
-    if (!msgs) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (!msgs) return ak__turn_oom(inv);
     /* the history is shared, not copied: the model reads the session's own messages */
     if (sys) msgs[0] = a->system_msg;
     ak_msgs_collect(inv->state.messages, msgs + sys);
@@ -18268,7 +18267,7 @@ AK_PRIVATE ak_result ak__model_done(ak_invocation *inv) {
     if (!ak_json_is(msg, AK_JSON_OBJECT) || !ak_json_is(ak_json_get(msg, "content"), AK_JSON_ARRAY))
         return ak__turn_error(inv, AK_STATUS_INTERNAL, "model %s returned no message", inv->agent->desc.model->name);
     if (!ak_json_get(msg, "role")) ak_json_set_str(&inv->turn_doc, msg, "role", "model");
-    if (ak_runner_add_message(inv, msg) != AK_OK) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (ak_runner_add_message(inv, msg) != AK_OK) return ak__turn_oom(inv);
     if (ak__collect_tools(inv, msg) != AK_OK) return AK_ERR_AGENT;
     if (!pt->tool_count) {
         reason = ak_json_get(call->response, "finishReason");
@@ -18304,14 +18303,14 @@ AK_PRIVATE ak_result ak__tools_done(ak_invocation *inv) {
             ak_json_push(content, ak_json_copy(d, part));
         }
         if (d->err || ak__replace_last(inv, pt->model_msg) != AK_OK)
-            return inv->turn_failed ? AK_ERR_AGENT : ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return inv->turn_failed ? AK_ERR_AGENT : ak__turn_oom(inv);
         ak__emit_model_chunk(inv, "tool", -1, content, NULL);
         ak_runner_set_finish_reason(inv, AK_FINISH_INTERRUPTED);
         return AK_OK;
     }
     content = ak_json_new_array(d);
     for (i = 0; i < pt->tool_count; i++) ak_json_push(content, ak__response_part(inv, &pt->tools[i]));
-    if (d->err) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (d->err) return ak__turn_oom(inv);
     if (ak__append_tool_message(inv, content, 0) != AK_OK) return AK_ERR_AGENT;
     pt->iteration++;
     pt->step = AK__P_MODEL;
@@ -18337,8 +18336,13 @@ AK_PRIVATE ak_result ak__prompt_turn(ak_runner *inv, const ak_json *input, const
             }
             continue;
         case AK__P_RESUME_TOOLS:
+        case AK__P_TOOLS:
             if (ak__tools_running(pt)) return AK_PENDING;
-            if ((rc = ak__resume_finish(inv)) != AK_OK) return rc;
+            if (pt->step == AK__P_RESUME_TOOLS) {
+                if ((rc = ak__resume_finish(inv)) != AK_OK) return rc;
+            } else if ((rc = ak__tools_done(inv)) != AK_PENDING) {
+                return rc;
+            }
             continue;
         case AK__P_MODEL:
             rc = ak__model_start(inv);
@@ -18352,10 +18356,6 @@ AK_PRIVATE ak_result ak__prompt_turn(ak_runner *inv, const ak_json *input, const
         case AK__P_MODEL_WAIT:
             if (ak_model_call_poll(&pt->call, 0) == AK_PENDING) return AK_PENDING;
             if ((rc = ak__model_done(inv)) != AK_PENDING) return rc;
-            continue;
-        case AK__P_TOOLS:
-            if (ak__tools_running(pt)) return AK_PENDING;
-            if ((rc = ak__tools_done(inv)) != AK_PENDING) return rc;
             continue;
         }
         return ak__turn_error(inv, AK_STATUS_INTERNAL, "bad prompt turn state");
@@ -19484,37 +19484,37 @@ AK_PRIVATE void ak__rb_cancel(void *ud, void *turn) {
     ak__remote_call_free((ak__remote_call *)turn);
 }
 
-AKDEF ak_result ak_remote_get_snapshot(ak_remote_agent *ra, const char *snapshot_id, const char *session_id,
-                                       ak_json_doc *d, ak_json **out, ak_error *err) {
+/* POSTs {snapshotId?, sessionId?} to url: the getSnapshot and abort companions. */
+AK_PRIVATE ak_result ak__remote_ids(ak_remote_agent *ra, const char *url, const char *snapshot_id,
+                                    const char *session_id, ak__remote_call **rc, ak_error *err) {
     ak_json_doc tmp;
     ak_json *data;
-    ak__remote_call *rc;
     ak_result r;
-    *out = NULL;
     ak_json_doc_init(&tmp, ak_context_allocator(ra->ctx));
     data = ak_json_new_object(&tmp);
     if (snapshot_id) ak_json_set_str(&tmp, data, "snapshotId", snapshot_id);
     if (session_id) ak_json_set_str(&tmp, data, "sessionId", session_id);
-    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, ra->snapshot_url, data, &rc, err);
+    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, url, data, rc, err);
     ak_json_doc_free(&tmp);
-    if (r != AK_OK) return r;
+    return r;
+}
+
+AKDEF ak_result ak_remote_get_snapshot(ak_remote_agent *ra, const char *snapshot_id, const char *session_id,
+                                       ak_json_doc *d, ak_json **out, ak_error *err) {
+    ak__remote_call *rc;
+    ak_result r;
+    *out = NULL;
+    if ((r = ak__remote_ids(ra, ra->snapshot_url, snapshot_id, session_id, &rc, err)) != AK_OK) return r;
     if (!(*out = ak_json_copy(d, rc->result))) r = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
     ak__remote_call_free(rc);
     return r;
 }
 
 AKDEF ak_result ak_remote_abort(ak_remote_agent *ra, const char *snapshot_id, const char **previous, ak_error *err) {
-    ak_json_doc tmp;
-    ak_json *data;
     ak__remote_call *rc;
     ak_result r;
     *previous = NULL;
-    ak_json_doc_init(&tmp, ak_context_allocator(ra->ctx));
-    data = ak_json_new_object(&tmp);
-    ak_json_set_str(&tmp, data, "snapshotId", snapshot_id ? snapshot_id : "");
-    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, ra->abort_url, data, &rc, err);
-    ak_json_doc_free(&tmp);
-    if (r != AK_OK) return r;
+    if ((r = ak__remote_ids(ra, ra->abort_url, snapshot_id ? snapshot_id : "", NULL, &rc, err)) != AK_OK) return r;
     *previous = ak_snapshot_status_name(ak_snapshot_status_from_name(ak_json_get_str(rc->result, "status")));
     ak__remote_call_free(rc);
     return AK_OK;

@@ -174,7 +174,7 @@ AK_PRIVATE ak_json *ak__prov_message(ak_decode *dc, ak_json **msg) {
 /* Adds part (built in dc->out) to the response message. */
 AK_PRIVATE ak_result ak__prov_keep(ak_decode *dc, ak_json **msg, ak_json *part) {
     if (!part || !ak__prov_message(dc, msg) || ak_msg_add(*msg, part) != AK_OK)
-        return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+        return ak__decode_oom(dc);
     return AK_OK;
 }
 
@@ -184,7 +184,7 @@ AK_PRIVATE ak_result ak__prov_emit_part(ak_decode *dc, const ak_json *part) {
     ak_json *content = ak_json_new_array(s), *chunk = ak_json_new_object(s);
     ak_json_push(content, ak_json_copy(s, part));
     ak_json_set(s, chunk, "content", content);
-    if (s->err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (s->err) return ak__decode_oom(dc);
     return ak_decode_emit(dc, chunk);
 }
 
@@ -196,7 +196,7 @@ AK_PRIVATE ak_result ak__prov_append(ak_decode *dc, ak_buf *b, const char *s, si
     if (b->err == AK_ERR_LIMIT)
         return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: %s is larger than %zu bytes", dc->adapter->name, what,
                               dc->max_body);
-    if (b->err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (b->err) return ak__decode_oom(dc);
     return AK_OK;
 }
 
@@ -206,6 +206,7 @@ AK_PRIVATE ak_result ak__prov_tool_choice(const ak_json *choice, const char *con
     static const char *const genkit[3] = {"auto", "required", "none"};
     const char *c = ak_json_str(choice);
     int i;
+    *out = NULL; /* set on every path: GCC cannot see that the error path returns non-zero */
     for (i = 0; c && i < 3; i++)
         if (ak__streq(c, genkit[i])) return *out = names[i], AK_OK;
     return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "toolChoice must be auto, required or none");
@@ -256,6 +257,9 @@ AK_PRIVATE int ak__prov_blank(const char *data, size_t len) {
         if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') return 0;
     return 1;
 }
+
+/* The shared part above stays for gemini.c when only the Anthropic adapter is compiled out. */
+#ifndef AK_NO_ANTHROPIC
 
 /* ---- Anthropic: request ------------------------------------------------------------------- */
 
@@ -838,3 +842,4 @@ AKDEF const ak_adapter *ak_adapter_anthropic(void) {
                                        ak__anth_end, ak__anth_error};
     return &adapter;
 }
+#endif /* AK_NO_ANTHROPIC */

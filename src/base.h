@@ -286,6 +286,8 @@ AKDEF ak_result ak_random(ak_context *ctx, void *buf, size_t len);
 AKDEF void ak_sleep_ms(ak_context *ctx, int64_t ms);
 /* Writes a random (v4) UUID, 36 chars + NUL, into out. */
 AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]);
+/* Two of them (b may be NULL) from one read of the random source: a system call saved. */
+AKDEF ak_result ak_uuid4_pair(ak_context *ctx, char a[37], char b[37]);
 /* Formats ms since the epoch as ISO-8601 with milliseconds and Z, 24 chars + NUL. */
 AKDEF void ak_iso8601(int64_t ms, char out[25]);
 AKDEF void ak_log(ak_context *ctx, ak_log_level level, const char *fmt, ...);

@@ -219,13 +219,10 @@ AKDEF void ak_sleep_ms(ak_context *ctx, int64_t ms) {
 #endif
 }
 
-AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]) {
+/* 16 random bytes as a version 4 UUID. */
+AK_PRIVATE void ak__uuid_format(unsigned char r[16], char out[37]) {
     static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
     int i, o = 0;
-    ak_result rc = ak_random(ctx, r, sizeof r);
-    out[0] = 0;
-    if (rc != AK_OK) return rc;
     r[6] = (unsigned char)((r[6] & 0x0F) | 0x40); /* version 4 */
     r[8] = (unsigned char)((r[8] & 0x3F) | 0x80); /* RFC 4122 variant */
     for (i = 0; i < 16; i++) {
@@ -234,6 +231,20 @@ AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]) {
         out[o++] = hex[r[i] & 15];
     }
     out[o] = 0;
+}
+
+AKDEF ak_result ak_uuid4(ak_context *ctx, char out[37]) {
+    return ak_uuid4_pair(ctx, out, NULL);
+}
+
+AKDEF ak_result ak_uuid4_pair(ak_context *ctx, char a[37], char b[37]) {
+    unsigned char r[32];
+    ak_result rc = ak_random(ctx, r, b ? 32 : 16);
+    a[0] = 0;
+    if (b) b[0] = 0;
+    if (rc != AK_OK) return rc;
+    ak__uuid_format(r, a);
+    if (b) ak__uuid_format(r + 16, b);
     return AK_OK;
 }
 

@@ -109,26 +109,28 @@ AK_PRIVATE void ak__http_limits_init(ak_http_limits *dst, const ak_http_limits *
 
 /* ---- public helpers ---------------------------------------------------------------------- */
 
+/* The phrases are one array in this function (not a table of pointers to literals), so a
+   program that never calls it does not keep them: linkers keep merged literals whole. */
 AKDEF const char *ak_http_status_reason(int status) {
-    static const struct { int code; const char *text; } reasons[] = {
-        {100, "Continue"}, {101, "Switching Protocols"}, {200, "OK"}, {201, "Created"},
-        {202, "Accepted"}, {204, "No Content"}, {206, "Partial Content"},
-        {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"}, {304, "Not Modified"},
-        {307, "Temporary Redirect"}, {308, "Permanent Redirect"}, {400, "Bad Request"},
-        {401, "Unauthorized"}, {403, "Forbidden"}, {404, "Not Found"},
-        {405, "Method Not Allowed"}, {406, "Not Acceptable"}, {408, "Request Timeout"},
-        {409, "Conflict"}, {410, "Gone"}, {411, "Length Required"},
-        {412, "Precondition Failed"}, {413, "Content Too Large"}, {414, "URI Too Long"},
-        {415, "Unsupported Media Type"}, {417, "Expectation Failed"},
-        {422, "Unprocessable Content"}, {429, "Too Many Requests"},
-        {431, "Request Header Fields Too Large"}, {499, "Client Closed Request"},
-        {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
-        {503, "Service Unavailable"}, {504, "Gateway Timeout"},
-        {505, "HTTP Version Not Supported"},
+    static const uint16_t codes[] = {
+        100, 101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404,
+        405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 417, 422, 429, 431, 499, 500, 501,
+        502, 503, 504, 505
     };
+    static const char phrases[] =
+        "Continue\0Switching Protocols\0OK\0Created\0Accepted\0No Content\0Partial Content\0"
+        "Moved Permanently\0Found\0See Other\0Not Modified\0Temporary Redirect\0"
+        "Permanent Redirect\0Bad Request\0Unauthorized\0Forbidden\0Not Found\0"
+        "Method Not Allowed\0Not Acceptable\0Request Timeout\0Conflict\0Gone\0"
+        "Length Required\0Precondition Failed\0Content Too Large\0URI Too Long\0"
+        "Unsupported Media Type\0Expectation Failed\0Unprocessable Content\0"
+        "Too Many Requests\0Request Header Fields Too Large\0Client Closed Request\0"
+        "Internal Server Error\0Not Implemented\0Bad Gateway\0Service Unavailable\0"
+        "Gateway Timeout\0HTTP Version Not Supported\0";
+    const char *p = phrases;
     size_t i;
-    for (i = 0; i < AK__COUNTOF(reasons); i++)
-        if (reasons[i].code == status) return reasons[i].text;
+    for (i = 0; i < AK__COUNTOF(codes); i++, p += ak__strlen(p) + 1)
+        if (codes[i] == status) return p;
     return "";
 }
 

@@ -61,16 +61,17 @@
    AK_ENABLE_MBEDTLS      https in the built-in transport (mbedTLS 2.28 from Debian 12)
    AK_NO_ERROR_STRINGS    ak_result_str() says only "ok"/"error"     (0.9 KB)
 
-   Compile-out switches (implementation only: the header and structs stay the same; bytes
-   each takes out of the Cortex-M4 -Os object; `make size` prints linked figures):
-   AK_NO_OPENAI           OpenAI adapter, 4.9 KB (11.7 KB together with AK_NO_OLLAMA)
-   AK_NO_OLLAMA           Ollama adapter, 3.3 KB
-   AK_NO_GEMINI           Gemini adapter, 7.4 KB (15.8 KB together with AK_NO_ANTHROPIC)
-   AK_NO_ANTHROPIC        Anthropic adapter
+   Compile-out switches (implementation only: the header and structs stay the same). Bytes
+   each takes out of the Cortex-M4 -Os object (freestanding, 123.8 KB with everything);
+   `make size` prints what a linked firmware keeps:
+   AK_NO_OPENAI           OpenAI adapter, 4.7 KB (11.5 KB together with AK_NO_OLLAMA)
+   AK_NO_OLLAMA           Ollama adapter, 3.2 KB
+   AK_NO_ANTHROPIC        Anthropic adapter, 7.2 KB (15.9 KB together with AK_NO_GEMINI)
+   AK_NO_GEMINI           Gemini adapter, 7.3 KB
    AK_NO_SERVE            the agent HTTP server and remote-agent client, 6.7 KB
    AK_NO_REPLAY           the replay test transport, 1.8 KB
    AK_NO_LOCAL_MODELS     the programmable and scripted models, 2.6 KB
-   AK_NO_SCHEMA           the JSON Schema validator, 4.6 KB: tool schemas still go to the
+   AK_NO_SCHEMA           the JSON Schema validator, 4.7 KB: tool schemas still go to the
                           model but inputs are not checked (tools check their input); an
                           agent with a state schema is refused with AK_ERR_UNSUPPORTED
    AK_NO_STDIO            the file session store, 11.9 KB

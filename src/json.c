@@ -37,12 +37,8 @@ AKDEF size_t ak_json_max_memory(size_t len) {
     return len + 64 + nodes * (AK__ALIGN_UP(sizeof(ak_json)) + 8);
 }
 
-AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
-    ak_json *v = (ak_json *)ak_arena_alloc(&d->arena, sizeof(ak_json));
-    if (!v) {
-        d->err = AK_ERR_OUT_OF_MEMORY;
-        return NULL;
-    }
+/* A fresh value of type t: no key, no children, no sibling. */
+AK_PRIVATE ak_json *ak__json_blank(ak_json *v, ak_json_type t) {
     v->type = (uint8_t)t;
     v->flags = 0;
     v->reserved = 0;
@@ -54,27 +50,33 @@ AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
     return v;
 }
 
+AK_PRIVATE ak_json *ak__json_node(ak_json_doc *d, ak_json_type t) {
+    ak_json *v = (ak_json *)ak_arena_alloc(&d->arena, sizeof(ak_json));
+    if (!v) {
+        d->err = AK_ERR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    return ak__json_blank(v, t);
+}
+
 /* ---- parser --------------------------------------------------------------------------- */
 
-/* Character classes: 1 = whitespace; for strings, 2 = needs attention inside a string
-   (quote, backslash, control character or non-ASCII). */
-static const unsigned char ak__jclass[256] = {
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 2, 2, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-};
-#define AK__JWS(c) (ak__jclass[AK__U8(c)] & 1)
-#define AK__JSTR(c) (ak__jclass[AK__U8(c)] & 2)
+/* Character classes, computed (a 256-byte table costs more flash than the compares): JSON
+   whitespace, and the bytes that need attention inside a string (quote, backslash, control
+   character or non-ASCII). */
+AK_PRIVATE int ak__jws(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+AK_PRIVATE int ak__jstr_byte(unsigned char c) { return c < 0x20 || c >= 0x80 || c == '"' || c == '\\'; }
+#define AK__JWS(c) ak__jws(AK__U8(c))
+#define AK__JSTR(c) ak__jstr_byte(AK__U8(c))
 
-/* Eight bytes at a time (byte order does not matter: only "any byte" is asked). */
-#define AK__ONES UINT64_C(0x0101010101010101)
-#define AK__HIGHS UINT64_C(0x8080808080808080)
-#define AK__HAS_BELOW(w, n) (((w) - AK__ONES * (n)) & ~(w))
+/* A machine word of bytes at a time: eight on 64-bit hosts, four on 32-bit MCUs, where
+   64-bit arithmetic takes register pairs and much more code (byte order does not matter:
+   only "any byte" is asked). */
+typedef size_t ak__word;
+#define AK__WORD sizeof(ak__word)
+#define AK__JONES ((ak__word)-1 / 0xFF)
+#define AK__JHIGHS (AK__JONES * 0x80)
+#define AK__JHAS_BELOW(w, n) (((w) - AK__JONES * (n)) & ~(w))
 
 /* How many bytes precede the first flagged one (its high bit set) in a mask from the tests
    below: the lowest flag is always exact, as borrows only run upwards. Elsewhere (other
@@ -87,16 +89,16 @@ static const unsigned char ak__jclass[256] = {
 #define AK__FIRST_FLAGGED(m) ((size_t)0)
 #endif
 
-AK_PRIVATE uint64_t ak__load8(const char *p) {
-    uint64_t w;
-    AK_MEMCPY(&w, p, 8);
+AK_PRIVATE ak__word ak__loadw(const char *p) {
+    ak__word w;
+    AK_MEMCPY(&w, p, AK__WORD);
     return w;
 }
 
 /* Nonzero when a byte of w is '"', '\\', a control character or non-ASCII. */
-AK_PRIVATE uint64_t ak__jstr_special8(uint64_t w) {
-    uint64_t q = w ^ (AK__ONES * '"'), b = w ^ (AK__ONES * '\\');
-    return (AK__HAS_BELOW(q, 1) | AK__HAS_BELOW(b, 1) | AK__HAS_BELOW(w, 0x20) | w) & AK__HIGHS;
+AK_PRIVATE ak__word ak__jstr_special(ak__word w) {
+    ak__word q = w ^ (AK__JONES * '"'), b = w ^ (AK__JONES * '\\');
+    return (AK__JHAS_BELOW(q, 1) | AK__JHAS_BELOW(b, 1) | AK__JHAS_BELOW(w, 0x20) | w) & AK__JHIGHS;
 }
 
 /* The parser reads the caller's input in place and copies only the text of strings, keys
@@ -152,17 +154,17 @@ AK_PRIVATE void *ak__jalloc(ak__jparser *jp, size_t n) {
 }
 
 /* Copies the n bytes of text at src into dst, whose room is n + 1 rounded up to 8. Short text
-   goes eight bytes at a time instead of through a memcpy call; those reads may pass the
-   text, never the input. */
+   goes a word at a time instead of through a memcpy call; those reads may pass the text,
+   never the input. */
 AK_PRIVATE void ak__jcopy(const ak__jparser *jp, char *dst, const char *src, size_t n) {
     size_t i;
     if (n > 64 || (size_t)(jp->end - src) < AK__ALIGN_UP(n)) {
         AK_MEMCPY(dst, src, n);
         return;
     }
-    for (i = 0; i < n; i += 8) {
-        uint64_t w = ak__load8(src + i);
-        AK_MEMCPY(dst + i, &w, 8);
+    for (i = 0; i < n; i += AK__WORD) {
+        ak__word w = ak__loadw(src + i);
+        AK_MEMCPY(dst + i, &w, AK__WORD);
     }
 }
 
@@ -176,16 +178,7 @@ AK_PRIVATE ak_result ak__jfail(ak__jparser *jp, ak_result code, const char *p, c
 
 AK_PRIVATE ak_json *ak__jnode(ak__jparser *jp) {
     ak_json *v = (ak_json *)ak__jalloc(jp, AK__ALIGN_UP(sizeof(ak_json)));
-    if (!v) return NULL;
-    v->type = AK_JSON_NULL;
-    v->flags = 0;
-    v->reserved = 0;
-    v->len = 0;
-    v->key_len = 0;
-    v->key = NULL;
-    v->u.first = NULL;
-    v->next = NULL;
-    return v;
+    return v ? ak__json_blank(v, AK_JSON_NULL) : NULL;
 }
 
 AK_PRIVATE void ak__jskip_ws_run(ak__jparser *jp) {
@@ -193,7 +186,7 @@ AK_PRIVATE void ak__jskip_ws_run(ak__jparser *jp) {
     while (p < end && AK__JWS(*p)) {
         p++;
         /* Indentation comes in runs of spaces. */
-        while (end - p >= 8 && ak__load8(p) == AK__ONES * ' ') p += 8;
+        while ((size_t)(end - p) >= AK__WORD && ak__loadw(p) == AK__JONES * ' ') p += AK__WORD;
     }
     jp->p = p;
 }
@@ -304,13 +297,13 @@ AK_PRIVATE ak_result ak__jstring(ak__jparser *jp, const char **out, uint32_t *ou
     ak_result rc;
     /* Fast path: no escapes, so the text is copied as it is. */
     for (;;) {
-        while (end - p >= 8) {
-            uint64_t special = ak__jstr_special8(ak__load8(p));
+        while ((size_t)(end - p) >= AK__WORD) {
+            ak__word special = ak__jstr_special(ak__loadw(p));
             if (special) {
                 p += AK__FIRST_FLAGGED(special);
                 break;
             }
-            p += 8;
+            p += AK__WORD;
         }
         while (p < end && !AK__JSTR(*p)) p++;
         if (p >= end) return ak__jfail(jp, AK_ERR_JSON_SYNTAX, jp->p, "unterminated string");
@@ -1173,13 +1166,15 @@ AKDEF ak_result ak_json_int64(const ak_json *v, int64_t *out) {
     if (!v || v->type != AK_JSON_NUMBER) return AK_ERR_JSON_TYPE;
     if (v->flags & AK_JSON_F_INT) {
         const char *p = v->u.str, *end = p + v->len;
-        uint64_t m = 0, lim;
+        /* the magnitude limit, INT64_MAX or its negation's, is 10 * tens + last */
+        const uint64_t tens = (uint64_t)INT64_MAX / 10;
+        uint64_t m = 0;
         int neg = *p == '-';
+        unsigned last = (unsigned)((uint64_t)INT64_MAX % 10) + (neg ? 1u : 0u);
         if (neg) p++;
-        lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
         for (; p < end; p++) {
             unsigned dgt = (unsigned)(*p - '0');
-            if (m > (lim - dgt) / 10) return AK_ERR_JSON_TYPE; /* out of range */
+            if (m > tens || (m == tens && dgt > last)) return AK_ERR_JSON_TYPE; /* out of range */
             m = m * 10 + dgt;
         }
         *out = neg ? (int64_t)(0 - m) : (int64_t)m;

@@ -150,14 +150,11 @@ struct ak__memsess {
 
 AK_PRIVATE const char *ak__row_text(const ak__memrow *r) { return (const char *)(r + 1); }
 
-AK_PRIVATE void ak__row_id(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
-    if (!r->id_len) ak__memid_format(r->id, out);
-    else AK_MEMCPY(out, ak__row_text(r) + r->text_len, r->id_len), out[r->id_len] = 0;
-}
-
-AK_PRIVATE void ak__row_parent(const ak__memrow *r, char out[AK_ID_MAX + 1]) {
-    if (!r->parent_len) ak__memid_format(r->parent, out);
-    else AK_MEMCPY(out, ak__row_text(r) + r->text_len + r->id_len, r->parent_len), out[r->parent_len] = 0;
+/* The row's id (parent set: its parent's id) as text. */
+AK_PRIVATE void ak__row_id(const ak__memrow *r, int parent, char out[AK_ID_MAX + 1]) {
+    size_t len = parent ? r->parent_len : r->id_len;
+    if (!len) ak__memid_format(parent ? r->parent : r->id, out);
+    else AK_MEMCPY(out, ak__row_text(r) + r->text_len + (parent ? r->id_len : 0), len), out[len] = 0;
 }
 
 /* The same hash as ak__memid_hash of the row's id. */
@@ -239,7 +236,7 @@ AK_PRIVATE ak__memrow *ak__mem_find_str(const ak_memstore *m, const char *s) {
 AK_PRIVATE ak__memrow *ak__row_parent_row(const ak_memstore *m, const ak__memrow *r) {
     char pid[AK_ID_MAX + 1];
     if (!(r->flags & AK__ROW_HAS_PARENT)) return NULL;
-    ak__row_parent(r, pid);
+    ak__row_id(r, 1, pid);
     return ak__mem_find_str(m, pid);
 }
 
@@ -381,8 +378,8 @@ AK_PRIVATE ak_result ak__row_to_snapshot(ak_memstore *m, ak__memrow *r, ak_snaps
                               "cannot rebuild the messages of snapshot: %s", ak_result_str(rc));
     st.session_id = r->session->id; /* borrowed for the copy below */
     if (r->aux) st.custom = r->aux->custom, st.artifacts = r->aux->artifacts;
-    ak__row_id(r, id);
-    if (r->flags & AK__ROW_HAS_PARENT) ak__row_parent(r, pid);
+    ak__row_id(r, 0, id);
+    if (r->flags & AK__ROW_HAS_PARENT) ak__row_id(r, 1, pid);
     s = ak_snapshot_new(ak__mem_alloc(m), id, r->session->id, (r->flags & AK__ROW_HAS_PARENT) ? pid : NULL, &st);
     ak_msgs_release(st.messages);
     if (!s) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory reading a snapshot");
@@ -406,6 +403,14 @@ AK_PRIVATE size_t ak__common_prefix(const ak_msgs *a, const ak_msgs *b) {
         if (x != y && !ak_json_equal(x, y)) break;
     }
     return i;
+}
+
+/* Stores an id in a row: 16 bytes in bin for a UUID (returns 0), else its text at text
+   (returns its length). */
+AK_PRIVATE uint16_t ak__memid_store(const ak__memid *id, unsigned char bin[16], char *text) {
+    size_t n = id->str ? id->len : sizeof id->bin;
+    AK_MEMCPY(id->str ? (void *)text : bin, id->str ? (const void *)id->str : id->bin, n); /* one copy call */
+    return (uint16_t)(id->str ? n : 0);
 }
 
 /* Encodes s as a row: what its parent row's list lacks, and the rest of its fields. */
@@ -452,12 +457,10 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     r->finish = (uint8_t)s->finish_reason;
     if (s->has_finish_reason) r->flags |= AK__ROW_HAS_FINISH;
     if (text_len) AK_MEMCPY((char *)(r + 1), text.ptr, text_len);
-    if (rid.str) AK_MEMCPY((char *)(r + 1) + text_len, rid.str, rid.len), r->id_len = (uint16_t)rid.len;
-    else AK_MEMCPY(r->id, rid.bin, 16);
+    r->id_len = ak__memid_store(&rid, r->id, (char *)(r + 1) + text_len);
     if (s->parent_id) {
         r->flags |= AK__ROW_HAS_PARENT;
-        if (pid.str) AK_MEMCPY((char *)(r + 1) + text_len + r->id_len, pid.str, pid.len), r->parent_len = (uint16_t)pid.len;
-        else AK_MEMCPY(r->parent, pid.bin, 16);
+        r->parent_len = ak__memid_store(&pid, r->parent, (char *)(r + 1) + text_len + r->id_len);
     }
     ak_buf_free(&text);
     ak_buf_free(&json);

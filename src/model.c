@@ -141,13 +141,13 @@ AKDEF ak_result ak_part_validate(const ak_json *part, ak_error *err) {
 }
 
 AKDEF ak_result ak_msg_validate(const ak_json *msg, ak_error *err) {
+    static const char *const roles[] = {"user", "model", "system", "tool"};
     const char *role = ak_msg_role(msg);
     const ak_json *content = ak_json_get(msg, "content"), *p, *md = ak_json_get(msg, "metadata");
-    size_t i = 0;
+    size_t i = 0, r = 0;
     if (!ak_json_is(msg, AK_JSON_OBJECT)) return ak__part_invalid(err, "a message must be an object");
-    if (!role || !(ak__streq(role, "user") || ak__streq(role, "model") || ak__streq(role, "system") ||
-                   ak__streq(role, "tool")))
-        return ak__part_invalid(err, "role must be one of user, model, system, tool");
+    while (role && r < AK__COUNTOF(roles) && !ak__streq(role, roles[r])) r++;
+    if (!role || r == AK__COUNTOF(roles)) return ak__part_invalid(err, "role must be one of user, model, system, tool");
     if (!ak_json_is(content, AK_JSON_ARRAY)) return ak__part_invalid(err, "content must be an array of parts");
     if (md && md->type != AK_JSON_OBJECT) return ak__part_invalid(err, "metadata must be an object");
     for (p = content->u.first; p; p = p->next, i++) {
@@ -367,9 +367,11 @@ AK_PRIVATE int ak__ieq(const char *a, size_t n, const char *b) {
     return b[n] == 0;
 }
 
-/* A non-negative decimal (fraction allowed: "1.5"), scaled by `scale`; -1 if not one. */
+/* A non-negative decimal (fraction allowed: "1.5"), scaled by `scale` (1 or 1000: the
+   fraction's part stays below 2^32); -1 if not one. */
 AK_PRIVATE int64_t ak__parse_delay(const char *s, size_t n, int64_t scale) {
-    int64_t whole = 0, frac = 0, div = 1;
+    int64_t whole = 0;
+    uint32_t frac = 0, div = 1; /* six digits at most: 32-bit arithmetic is enough */
     size_t i = 0;
     int digits = 0;
     while (i < n && s[i] == ' ') i++;
@@ -377,10 +379,15 @@ AK_PRIVATE int64_t ak__parse_delay(const char *s, size_t n, int64_t scale) {
         if (whole < INT64_C(1) << 40) whole = whole * 10 + (s[i] - '0');
     if (i < n && s[i] == '.')
         for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
-            if (div < 1000000) frac = frac * 10 + (s[i] - '0'), div *= 10;
+            if (div < 1000000) frac = frac * 10 + (uint32_t)(s[i] - '0'), div *= 10;
     while (i < n && s[i] == ' ') i++;
     if (!digits || i != n) return -1;
-    return whole * scale + frac * scale / div;
+    return whole * scale + (int64_t)(frac * (uint32_t)scale / div);
+}
+
+/* "<adapter>: out of memory" (shared by the adapters). */
+AK_PRIVATE ak_result ak__decode_oom(ak_decode *dc) {
+    return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
 }
 
 /* SSE / NDJSON callbacks: parse the event as JSON when it is JSON, hand it to the adapter. */
@@ -392,7 +399,7 @@ AK_PRIVATE ak_result ak__decode_event(ak_decode *dc, const char *name, const cha
     if (i < len && (data[i] == '{' || data[i] == '[')) {
         ak_error e;
         if ((rc = ak_json_parse_value(&dc->scratch, data, len, NULL, &json, &e)) == AK_ERR_OUT_OF_MEMORY)
-            return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+            return ak__decode_oom(dc);
         if (rc != AK_OK) json = NULL;
     }
     rc = dc->adapter->event(dc, name, data, len, json);
@@ -479,16 +486,12 @@ AKDEF ak_result ak_decode_emit(ak_decode *dc, const ak_json *chunk) {
 }
 
 AKDEF ak_result ak_decode_fail(ak_decode *dc, ak_status status, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     if (dc->failed) return AK_ERR_MODEL; /* the first failure is the one reported */
     dc->failed = 1;
     dc->response = NULL;
-    dc->error.code = AK_ERR_MODEL;
-    dc->error.status = status;
-    ak_buf_init_fixed(&b, dc->error.message, sizeof dc->error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&dc->error, AK_ERR_MODEL, status, fmt, ap);
     va_end(ap);
     return AK_ERR_MODEL;
 }
@@ -513,7 +516,7 @@ AKDEF ak_result ak_decode_body(ak_decode *dc, const char *data, size_t len) {
     if (dc->body.err == AK_ERR_LIMIT)
         return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s response body larger than %zu bytes",
                               dc->adapter->name, dc->max_body);
-    if (dc->body.err) return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    if (dc->body.err) return ak__decode_oom(dc);
     return AK_OK;
 }
 
@@ -560,7 +563,7 @@ AKDEF ak_result ak_decode_done(ak_decode *dc, ak_result rc, const char *msg) {
         ak_json *json = NULL;
         ak_result prc = ak_json_parse_value(&dc->scratch, dc->body.ptr ? dc->body.ptr : "", dc->body.len, NULL, &json, &e);
         if (prc == AK_ERR_OUT_OF_MEMORY)
-            ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+            ak__decode_oom(dc);
         else if (prc != AK_OK)
             ak_decode_fail(dc, AK_STATUS_INTERNAL, "%s returned a body that is not JSON: %s", dc->adapter->name, e.message);
         else

@@ -6,10 +6,12 @@
 /* ==== the request ====================================================================== */
 
 static const ak__wire_key ak__ollama_keys[] = {
-    {"temperature", "temperature", 0}, {"topP", "top_p", 0},    {"topK", "top_k", 0},
-    {"maxOutputTokens", "num_predict", 0}, {"stopSequences", "stop", 0}, {"version", NULL, 0},
-    {"apiKey", NULL, 0},               {"think", "think", 1},   {"keep_alive", "keep_alive", 1},
-    {"model", NULL, 0},                {"messages", NULL, 0},   {"stream", NULL, 0}};
+    {"temperature", "temperature"}, {"topP", "top_p"},     {"topK", "top_k"},
+    {"maxOutputTokens", "num_predict"}, {"stopSequences", "stop"}, {"version", NULL},
+    {"apiKey", NULL},               {"think", "think"},    {"keep_alive", "keep_alive"},
+    {"model", NULL},                {"messages", NULL},    {"stream", NULL}};
+/* think and keep_alive go in the request itself, the others under options */
+#define AK__OLLAMA_TOP_KEYS (1u << 7 | 1u << 8)
 
 /* The images of a user message as raw base64 (Ollama fetches no URLs). */
 AK_PRIVATE ak_result ak__ollama_images(ak__wire *w, const ak_json *msg, size_t i, ak_json *m) {
@@ -126,7 +128,8 @@ AK_PRIVATE ak_result ak__ollama_body(ak__wire *w, const ak_provider_config *cfg,
                     ak_json_is(schema, AK_JSON_OBJECT) ? ak_json_copy(d, schema) : ak_json_new_str(d, "json"));
     }
     ak_json_set(d, body, "options", options = ak_json_new_object(d));
-    ak__wire_config(d, ak_json_get(request, "config"), ak__ollama_keys, AK__COUNTOF(ak__ollama_keys), body, options);
+    ak__wire_config(d, ak_json_get(request, "config"), ak__ollama_keys, AK__COUNTOF(ak__ollama_keys),
+                    AK__OLLAMA_TOP_KEYS, body, options);
     if (!ak_json_len(options)) ak_json_remove(body, "options");
     ak_json_set_bool(d, body, "stream", stream); /* Ollama streams unless told not to */
     return d->err ? ak__wire_oom(w->err) : AK_OK;

@@ -7,11 +7,10 @@
 /* ==== shared: request building ========================================================= */
 
 /* Where an adapter puts a Genkit config key: under `to` (NULL: not sent at all), in the
-   request itself when `top` is set, else where the adapter keeps options. */
+   request itself or where the adapter keeps options (see ak__wire_config). */
 typedef struct ak__wire_key {
     const char *from;
     const char *to;
-    int top;
 } ak__wire_key;
 
 /* What converting one request needs. */
@@ -193,19 +192,18 @@ AK_PRIVATE ak_json *ak__wire_tool_output(ak_json_doc *d, const ak_json *response
     return out ? ak__wire_stringify(d, out) : ak_json_new_str(d, "null");
 }
 
-/* Copies the config into the request: known Genkit keys under the adapter's names (to top
-   or to options), the others as they are to options. JSON null means "not set". */
+/* Copies the config into the request: known Genkit keys under the adapter's names (map[i] to
+   top when bit i of top_keys is set, else to options), the others as they are to options.
+   JSON null means "not set". */
 AK_PRIVATE void ak__wire_config(ak_json_doc *d, const ak_json *config, const ak__wire_key *map, size_t n,
-                                ak_json *top, ak_json *options) {
+                                unsigned top_keys, ak_json *top, ak_json *options) {
     const ak_json *m;
     for (m = ak_json_first(config); m; m = m->next) {
-        const ak__wire_key *k = NULL;
-        size_t i;
+        size_t i = 0;
         if (m->type == AK_JSON_NULL) continue;
-        for (i = 0; i < n && !k; i++)
-            if (ak__eqn(m->key, m->key_len, map[i].from)) k = &map[i];
-        if (!k) ak_json_setn(d, options, m->key, m->key_len, ak_json_copy(d, m));
-        else if (k->to) ak_json_set(d, k->top ? top : options, k->to, ak_json_copy(d, m));
+        while (i < n && !ak__eqn(m->key, m->key_len, map[i].from)) i++;
+        if (i == n) ak_json_setn(d, options, m->key, m->key_len, ak_json_copy(d, m));
+        else if (map[i].to) ak_json_set(d, (top_keys >> i) & 1u ? top : options, map[i].to, ak_json_copy(d, m));
     }
 }
 
@@ -300,7 +298,7 @@ AK_PRIVATE ak_result ak__acc_check(ak_decode *dc, const ak_buf *b) {
     if (b->err == AK_ERR_LIMIT)
         return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: the answer is larger than %zu bytes",
                               dc->adapter->name, b->max);
-    return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+    return ak__decode_oom(dc);
 }
 
 /* Replaces (replace set) or extends b with s[0..n), within the size limit. */
@@ -327,7 +325,7 @@ AK_PRIVATE ak_json *ak__acc_chunk(ak_decode *dc, ak_json **parts) {
 
 AK_PRIVATE ak_result ak__acc_emit(ak_decode *dc, const ak_json *chunk) {
     if (dc->scratch.err)
-        return ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+        return ak__decode_oom(dc);
     return ak_decode_emit(dc, chunk);
 }
 
@@ -356,7 +354,7 @@ AK_PRIVATE ak__acc_call *ak__acc_new_call(ak_decode *dc, ak__acc *a, int64_t ind
         void *p = ak_realloc(ak_context_allocator(dc->ctx), a->calls, a->cap * sizeof *a->calls,
                              cap * sizeof *a->calls);
         if (!p) {
-            ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name);
+            ak__decode_oom(dc);
             return NULL;
         }
         a->calls = (ak__acc_call *)p;
@@ -396,14 +394,14 @@ AK_PRIVATE ak_result ak__acc_tool_parts(ak_decode *dc, ak__acc *a, size_t from, 
         if (!c->name.len)
             return ak_decode_fail(dc, AK_STATUS_INTERNAL, "%s: tool call %zu has no name", dc->adapter->name, i);
         if (!(input = ak__acc_input(d, c, &e)))
-            return d->err ? ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name)
+            return d->err ? ak__decode_oom(dc)
                           : ak_decode_fail(dc, AK_STATUS_INTERNAL, "%s: the arguments of tool call %s are not JSON: %s",
                                            dc->adapter->name, c->name.ptr, e.message);
         ak_buf_init_fixed(&rb, ref, sizeof ref);
         ak_buf_printf(&rb, "call_%zu", i);
         ak_json_push(arr, ak_part_tool_request(d, c->name.ptr, c->id.len ? c->id.ptr : ref, input));
     }
-    return d->err ? ak_decode_fail(dc, AK_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", dc->adapter->name) : AK_OK;
+    return d->err ? ak__decode_oom(dc) : AK_OK;
 }
 
 /* Streams the calls completed since the last time as one chunk. */
@@ -490,22 +488,23 @@ AK_PRIVATE int ak__wire_error_is_quota(const ak__wire_error *e) {
 /* The status of an error that arrived inside a 200 stream: its HTTP-like code, else what
    its type or code says. */
 AK_PRIVATE ak_status ak__wire_error_status(const ak__wire_error *e) {
-    static const struct { const char *name; ak_status status; } kinds[] = {
-        {"invalid_request_error", AK_STATUS_INVALID_ARGUMENT}, {"BadRequestError", AK_STATUS_INVALID_ARGUMENT},
-        {"exceed_context_size_error", AK_STATUS_INVALID_ARGUMENT},
-        {"context_length_exceeded", AK_STATUS_INVALID_ARGUMENT},
-        {"authentication_error", AK_STATUS_UNAUTHENTICATED}, {"invalid_api_key", AK_STATUS_UNAUTHENTICATED},
-        {"permission_error", AK_STATUS_PERMISSION_DENIED}, {"not_found_error", AK_STATUS_NOT_FOUND},
-        {"NotFoundError", AK_STATUS_NOT_FOUND}, {"model_not_found", AK_STATUS_NOT_FOUND},
-        {"rate_limit_exceeded", AK_STATUS_RESOURCE_EXHAUSTED}, {"insufficient_quota", AK_STATUS_RESOURCE_EXHAUSTED},
-        {"unavailable_error", AK_STATUS_UNAVAILABLE}, {"overloaded_error", AK_STATUS_UNAVAILABLE},
-        {"not_supported_error", AK_STATUS_UNIMPLEMENTED}, {"server_error", AK_STATUS_INTERNAL},
-        {"api_error", AK_STATUS_INTERNAL}, {"InternalServerError", AK_STATUS_INTERNAL}};
+    /* the names of each status, NUL-separated and ended by an empty one */
+    static const struct { ak_status status; const char *names; } kinds[] = {
+        {AK_STATUS_INVALID_ARGUMENT,
+         "invalid_request_error\0BadRequestError\0exceed_context_size_error\0context_length_exceeded\0"},
+        {AK_STATUS_UNAUTHENTICATED, "authentication_error\0invalid_api_key\0"},
+        {AK_STATUS_PERMISSION_DENIED, "permission_error\0"},
+        {AK_STATUS_NOT_FOUND, "not_found_error\0NotFoundError\0model_not_found\0"},
+        {AK_STATUS_RESOURCE_EXHAUSTED, "rate_limit_exceeded\0insufficient_quota\0"},
+        {AK_STATUS_UNAVAILABLE, "unavailable_error\0overloaded_error\0"},
+        {AK_STATUS_UNIMPLEMENTED, "not_supported_error\0"},
+        {AK_STATUS_INTERNAL, "server_error\0api_error\0InternalServerError\0"}};
     size_t i;
+    const char *n;
     if (e->code_num >= 400 && e->code_num <= 599) return ak_status_from_http((int)e->code_num);
     for (i = 0; i < AK__COUNTOF(kinds); i++)
-        if ((e->code && ak__streq(e->code, kinds[i].name)) || (e->type && ak__streq(e->type, kinds[i].name)))
-            return kinds[i].status;
+        for (n = kinds[i].names; *n; n += ak__strlen(n) + 1)
+            if ((e->code && ak__streq(e->code, n)) || (e->type && ak__streq(e->type, n))) return kinds[i].status;
     return AK_STATUS_UNKNOWN;
 }
 
@@ -553,10 +552,10 @@ AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
 
 enum { AK__OAI_KEY_TOPK = 2, AK__OAI_KEY_MAX = 3 };
 static const ak__wire_key ak__oai_keys[] = {
-    {"temperature", "temperature", 0}, {"topP", "top_p", 0},   {"topK", NULL, 0},
-    {"maxOutputTokens", "max_completion_tokens", 0},            {"stopSequences", "stop", 0},
-    {"version", NULL, 0},              {"apiKey", NULL, 0},    {"model", NULL, 0},
-    {"messages", NULL, 0},             {"stream", NULL, 0}};
+    {"temperature", "temperature"}, {"topP", "top_p"},   {"topK", NULL},
+    {"maxOutputTokens", "max_completion_tokens"},         {"stopSequences", "stop"},
+    {"version", NULL},              {"apiKey", NULL},    {"model", NULL},
+    {"messages", NULL},             {"stream", NULL}};
 
 /* A media part as a user content part: image_url (https or data URL), file (PDF data URL)
    or input_audio (wav / mp3 data URL). */
@@ -731,7 +730,7 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
     AK_MEMCPY(keys, ak__oai_keys, sizeof keys);
     if (cfg->flags & AK_OPENAI_MAX_TOKENS) keys[AK__OAI_KEY_MAX].to = "max_tokens";
     if (cfg->flags & AK_OPENAI_TOP_K) keys[AK__OAI_KEY_TOPK].to = "top_k";
-    ak__wire_config(d, ak_json_get(request, "config"), keys, AK__COUNTOF(keys), body, body);
+    ak__wire_config(d, ak_json_get(request, "config"), keys, AK__COUNTOF(keys), 0, body, body);
     if (stream) {
         ak_json_set_bool(d, body, "stream", 1);
         if (!(cfg->flags & AK_OPENAI_NO_STREAM_OPTIONS)) {

@@ -17,11 +17,6 @@ AK_PRIVATE int ak__same_tool(const ak_json *a, const ak_json *b) {
     return na && nb && ak__streq(na, nb) && (ra == rb || (ra && rb && ak__streq(ra, rb)));
 }
 
-/* " (ref: r)" or "" */
-AK_PRIVATE void ak__ref_suffix(ak_buf *b, const char *ref) {
-    if (ref) ak_buf_printf(b, " (ref: %s)", ref);
-}
-
 AK_PRIVATE int ak__tool_index(const ak_agent *a, const char *name) {
     size_t i;
     for (i = 0; name && i < a->desc.tool_count; i++)
@@ -41,37 +36,29 @@ AK_PRIVATE const ak_json *ak__history_tool_request(const ak_invocation *inv, con
     return NULL;
 }
 
+/* Fails the turn with "<what> '<name>'[ (ref: <ref>)]<why>" about a resume entry. */
+AK_PRIVATE ak_result ak__resume_error(ak_invocation *inv, const char *what, const ak_json *tr, const char *why) {
+    const char *ref = ak__tref(tr);
+    return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s '%s'%s%s%s%s", what, ak__tname(tr),
+                          ref ? " (ref: " : "", ref ? ref : "", ref ? ")" : "", why);
+}
+
 /* Genkit's validateResumeAgainstHistory: forged or unknown resumes fail the turn. */
 AK_PRIVATE ak_result ak__validate_resume(ak_invocation *inv, const ak_json *respond, const ak_json *restart) {
+    static const char not_found[] = " which was not found in session history.";
     const ak_json *p;
-    char msg[AK_ERROR_MAX];
-    ak_buf b;
     for (p = ak_json_first(restart); p; p = p->next) {
         const ak_json *tr = ak__treq(p), *orig = ak__history_tool_request(inv, tr);
-        ak_buf_init_fixed(&b, msg, sizeof msg);
-        if (!orig) {
-            ak_buf_printf(&b, "resume.restart references tool '%s'", ak__tname(tr));
-            ak__ref_suffix(&b, ak__tref(tr));
-            ak_buf_puts(&b, " which was not found in session history.");
-            return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s", msg);
-        }
-        if (!ak_json_equal(ak_json_get(tr, "input"), ak_json_get(orig, "input"))) {
-            ak_buf_printf(&b, "resume.restart for tool '%s'", ak__tname(tr));
-            ak__ref_suffix(&b, ak__tref(tr));
-            ak_buf_puts(&b, " has modified inputs that do not match the original tool request in session history. "
-                            "Restart inputs must exactly match the interrupted tool request.");
-            return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s", msg);
-        }
+        if (!orig) return ak__resume_error(inv, "resume.restart references tool", tr, not_found);
+        if (!ak_json_equal(ak_json_get(tr, "input"), ak_json_get(orig, "input")))
+            return ak__resume_error(inv, "resume.restart for tool", tr,
+                                    " has modified inputs that do not match the original tool request in session "
+                                    "history. Restart inputs must exactly match the interrupted tool request.");
     }
     for (p = ak_json_first(respond); p; p = p->next) {
         const ak_json *tr = ak_json_get(p, "toolResponse");
-        if (!ak__history_tool_request(inv, tr)) {
-            ak_buf_init_fixed(&b, msg, sizeof msg);
-            ak_buf_printf(&b, "resume.respond references tool '%s'", ak__tname(tr));
-            ak__ref_suffix(&b, ak__tref(tr));
-            ak_buf_puts(&b, " which was not found in session history.");
-            return ak__turn_error(inv, AK_STATUS_INVALID_ARGUMENT, "%s", msg);
-        }
+        if (!ak__history_tool_request(inv, tr))
+            return ak__resume_error(inv, "resume.respond references tool", tr, not_found);
     }
     return AK_OK;
 }
@@ -109,7 +96,7 @@ AK_PRIVATE ak_result ak__replace_last(ak_invocation *inv, const ak_json *msg) {
     size_t n = ak_msgs_count(inv->state.messages);
     if (ak_msgs_truncate(inv->alloc, &inv->state.messages, n - 1) != AK_OK ||
         ak_msgs_append(inv->alloc, &inv->state.messages, msg) != AK_OK)
-        return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return ak__turn_oom(inv);
     inv->version++;
     return AK_OK;
 }
@@ -216,7 +203,7 @@ AK_PRIVATE ak_result ak__collect_tools(ak_invocation *inv, ak_json *msg) {
     size_t n = 0;
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) n += ak__treq(p) != NULL;
     pt->tools = (ak__ptool *)ak_arena_zalloc(&inv->turn_doc.arena, (n ? n : 1) * sizeof *pt->tools);
-    if (!pt->tools) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (!pt->tools) return ak__turn_oom(inv);
     pt->tool_count = 0;
     for (p = ak_json_first(ak_json_get(msg, "content")); p; p = p->next) {
         ak__ptool *t;
@@ -247,7 +234,7 @@ AK_PRIVATE ak_result ak__append_tool_message(ak_invocation *inv, ak_json *conten
         ak_json_set(d, msg, "metadata", md);
     }
     if (d->err || ak_runner_add_message(inv, msg) != AK_OK)
-        return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return ak__turn_oom(inv);
     ak__emit_model_chunk(inv, "tool", inv->pt.msg_index++, content, NULL);
     return AK_OK;
 }
@@ -265,7 +252,7 @@ AK_PRIVATE ak_result ak__resume_begin(ak_invocation *inv, const ak_json *resume)
     if (!last || !ak_msg_role(last) || !ak__streq(ak_msg_role(last), "model"))
         last = NULL;
     if (!(msg = ak_json_copy(&inv->turn_doc, last)) || (last && ak__collect_tools(inv, msg) != AK_OK))
-        return inv->turn_failed ? AK_ERR_AGENT : ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return inv->turn_failed ? AK_ERR_AGENT : ak__turn_oom(inv);
     if (!last || !pt->tool_count)
         return ak__turn_error(inv, AK_STATUS_FAILED_PRECONDITION, "Cannot 'resume' generation unless the previous "
                                                                   "message is a model message with at least one tool request.");
@@ -313,7 +300,7 @@ AK_PRIVATE ak_result ak__resume_finish(ak_invocation *inv) {
         if (!t->pending_output) ak__mark_resolved(d, AK__UNCONST(ak_json *, t->part));
         ak_json_push(content, t->restart ? ak__response_part(inv, t) : ak_json_copy(d, t->response));
     }
-    if (d->err) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (d->err) return ak__turn_oom(inv);
     if (ak__replace_last(inv, pt->model_msg) != AK_OK || ak__append_tool_message(inv, content, 1) != AK_OK)
         return AK_ERR_AGENT;
     pt->step = AK__P_MODEL;
@@ -334,7 +321,7 @@ AK_PRIVATE ak_result ak__model_start(ak_invocation *inv) {
     size_t n = ak_msgs_count(inv->state.messages), sys = a->system_msg != NULL;
     const ak_json **msgs = (const ak_json **)ak_arena_alloc(&inv->turn_doc.arena, (n + sys + 1) * sizeof *msgs);
     ak_model_call *call = &pt->call;
-    if (!msgs) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (!msgs) return ak__turn_oom(inv);
     /* the history is shared, not copied: the model reads the session's own messages */
     if (sys) msgs[0] = a->system_msg;
     ak_msgs_collect(inv->state.messages, msgs + sys);
@@ -366,7 +353,7 @@ AK_PRIVATE ak_result ak__model_done(ak_invocation *inv) {
     if (!ak_json_is(msg, AK_JSON_OBJECT) || !ak_json_is(ak_json_get(msg, "content"), AK_JSON_ARRAY))
         return ak__turn_error(inv, AK_STATUS_INTERNAL, "model %s returned no message", inv->agent->desc.model->name);
     if (!ak_json_get(msg, "role")) ak_json_set_str(&inv->turn_doc, msg, "role", "model");
-    if (ak_runner_add_message(inv, msg) != AK_OK) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (ak_runner_add_message(inv, msg) != AK_OK) return ak__turn_oom(inv);
     if (ak__collect_tools(inv, msg) != AK_OK) return AK_ERR_AGENT;
     if (!pt->tool_count) {
         reason = ak_json_get(call->response, "finishReason");
@@ -402,14 +389,14 @@ AK_PRIVATE ak_result ak__tools_done(ak_invocation *inv) {
             ak_json_push(content, ak_json_copy(d, part));
         }
         if (d->err || ak__replace_last(inv, pt->model_msg) != AK_OK)
-            return inv->turn_failed ? AK_ERR_AGENT : ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            return inv->turn_failed ? AK_ERR_AGENT : ak__turn_oom(inv);
         ak__emit_model_chunk(inv, "tool", -1, content, NULL);
         ak_runner_set_finish_reason(inv, AK_FINISH_INTERRUPTED);
         return AK_OK;
     }
     content = ak_json_new_array(d);
     for (i = 0; i < pt->tool_count; i++) ak_json_push(content, ak__response_part(inv, &pt->tools[i]));
-    if (d->err) return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (d->err) return ak__turn_oom(inv);
     if (ak__append_tool_message(inv, content, 0) != AK_OK) return AK_ERR_AGENT;
     pt->iteration++;
     pt->step = AK__P_MODEL;
@@ -435,8 +422,13 @@ AK_PRIVATE ak_result ak__prompt_turn(ak_runner *inv, const ak_json *input, const
             }
             continue;
         case AK__P_RESUME_TOOLS:
+        case AK__P_TOOLS:
             if (ak__tools_running(pt)) return AK_PENDING;
-            if ((rc = ak__resume_finish(inv)) != AK_OK) return rc;
+            if (pt->step == AK__P_RESUME_TOOLS) {
+                if ((rc = ak__resume_finish(inv)) != AK_OK) return rc;
+            } else if ((rc = ak__tools_done(inv)) != AK_PENDING) {
+                return rc;
+            }
             continue;
         case AK__P_MODEL:
             rc = ak__model_start(inv);
@@ -450,10 +442,6 @@ AK_PRIVATE ak_result ak__prompt_turn(ak_runner *inv, const ak_json *input, const
         case AK__P_MODEL_WAIT:
             if (ak_model_call_poll(&pt->call, 0) == AK_PENDING) return AK_PENDING;
             if ((rc = ak__model_done(inv)) != AK_PENDING) return rc;
-            continue;
-        case AK__P_TOOLS:
-            if (ak__tools_running(pt)) return AK_PENDING;
-            if ((rc = ak__tools_done(inv)) != AK_PENDING) return rc;
             continue;
         }
         return ak__turn_error(inv, AK_STATUS_INTERNAL, "bad prompt turn state");

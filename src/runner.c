@@ -98,6 +98,8 @@ AK_PRIVATE void ak__trace(ak_invocation *inv, ak_trace_kind kind, int end, const
     a->desc.trace(a->desc.trace_ud, kind, end, name, end ? ak_mono_ms(inv->ctx) - started : 0, st, attrs);
 }
 
+AK_PRIVATE ak_result ak__agent_oom(ak_error *err) { return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory"); }
+
 /* Parses JSON text owned by the agent description into the agent's document. */
 AK_PRIVATE ak_result ak__parse_desc_json(ak_agent *a, const char *text, const char *what, ak_json **out,
                                          ak_error *err) {
@@ -183,7 +185,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
     if ((rc = ak__build_request(a, err)) != AK_OK ||
         (rc = ak__parse_desc_json(a, desc->state_schema, "state schema", &a->state_schema, err)) != AK_OK) {
         ak_json_doc_free(&a->doc);
-        return rc == AK_ERR_OUT_OF_MEMORY ? ak_error_set(err, rc, "out of memory") : rc;
+        return rc == AK_ERR_OUT_OF_MEMORY ? ak__agent_oom(err) : rc;
     }
     if (desc->system) {
         ak_json_doc *d = &a->doc;
@@ -195,7 +197,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
         ak_json_set(d, a->system_msg, "metadata", md);
         if (d->err) {
             ak_json_doc_free(&a->doc);
-            return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+            return ak__agent_oom(err);
         }
     }
     return AK_OK;
@@ -229,65 +231,60 @@ AK_PRIVATE ak_json *ak__error_json(ak_json_doc *d, ak_status st, const char *mes
 
 /* Fails the turn in progress with a library error (Genkit-style "STATUS: message"). */
 AK_PRIVATE ak_result ak__turn_error(ak_invocation *inv, ak_status st, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     inv->turn_failed = 1;
     inv->error_prefixed = 1;
-    inv->turn_error.code = AK_ERR_AGENT;
-    inv->turn_error.status = st;
-    ak_buf_init_fixed(&b, inv->turn_error.message, sizeof inv->turn_error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&inv->turn_error, AK_ERR_AGENT, st, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
 
+AK_PRIVATE ak_result ak__turn_oom(ak_invocation *inv) {
+    return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
+
 AKDEF ak_result ak_runner_fail(ak_runner *r, ak_status status, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     r->turn_failed = 1;
     r->error_prefixed = 0; /* like a plain Error thrown by a handler: the message as given */
-    r->turn_error.code = AK_ERR_AGENT;
-    r->turn_error.status = status;
-    ak_buf_init_fixed(&b, r->turn_error.message, sizeof r->turn_error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&r->turn_error, AK_ERR_AGENT, status, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
 
 /* Rejects the invocation (Genkit's thrown errors: HTTP 4xx / an error frame). */
 AK_PRIVATE ak_result ak__reject(ak_invocation *inv, ak_status st, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     inv->rejected = 1;
     inv->resolved = 1;
-    inv->thrown.code = AK_ERR_AGENT;
-    inv->thrown.status = st;
-    inv->thrown.offset = 0;
-    ak_buf_init_fixed(&b, inv->thrown.message, sizeof inv->thrown.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&inv->thrown, AK_ERR_AGENT, st, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }
 
 /* ---- chunks --------------------------------------------------------------------------- */
 
-/* Sends {key: value} to the caller, through the client transform; nothing while detached.
-   Returns 0 when the chunk could not be built (out of memory). */
+/* Sends {key: value} to the caller, through the client transform, and frees d, where value
+   was built (NULL: out of memory, nothing is sent). Returns 0 when the chunk could not be
+   built. */
+AK_PRIVATE int ak__emit_in(ak_invocation *inv, ak_json_doc *d, const char *key, ak_json *value) {
+    const ak_client_transform *t = &inv->agent->desc.transform;
+    ak_json *chunk = ak_json_new_object(d);
+    int built = value && ak_json_set(d, chunk, key, value) == AK_OK;
+    if (built && (!t->chunk || t->chunk(t->ud, d, &chunk)) && chunk) inv->on_chunk(inv->chunk_ud, chunk);
+    ak_json_doc_free(d);
+    return built;
+}
+
+/* ak__emit_in with a copy of value; nothing while detached. */
 AK_PRIVATE int ak__emit(ak_invocation *inv, const char *key, ak_json *value) {
     ak_json_doc d;
-    ak_json *chunk;
-    const ak_client_transform *t = &inv->agent->desc.transform;
-    int built;
     if (inv->detached || !inv->on_chunk || !value) return 1;
     ak_json_doc_init(&d, inv->alloc);
-    chunk = ak_json_new_object(&d);
-    built = ak_json_set(&d, chunk, key, ak_json_copy(&d, value)) == AK_OK;
-    if (built && (!t->chunk || t->chunk(t->ud, &d, &chunk)) && chunk) inv->on_chunk(inv->chunk_ud, chunk);
-    ak_json_doc_free(&d);
-    return built;
+    return ak__emit_in(inv, &d, key, ak_json_copy(&d, value));
 }
 
 /* {role, index?, content, custom?} from a model chunk or parts. */
@@ -302,8 +299,7 @@ AK_PRIVATE void ak__emit_model_chunk(ak_invocation *inv, const char *role, int i
     if (index >= 0) ak_json_set_int(&d, mc, "index", index);
     ak_json_set(&d, mc, "content", content ? ak_json_copy(&d, content) : ak_json_new_array(&d));
     if (custom) ak_json_set(&d, mc, "custom", ak_json_copy(&d, custom));
-    if (d.err == AK_OK) ak__emit(inv, "modelChunk", mc);
-    ak_json_doc_free(&d);
+    ak__emit_in(inv, &d, "modelChunk", d.err ? NULL : mc);
 }
 
 AK_PRIVATE void ak__emit_turn_end(ak_invocation *inv, const char *snapshot_id, int has_reason, ak_finish_reason r) {
@@ -314,8 +310,7 @@ AK_PRIVATE void ak__emit_turn_end(ak_invocation *inv, const char *snapshot_id, i
     te = ak_json_new_object(&d);
     if (snapshot_id && *snapshot_id) ak_json_set_str(&d, te, "snapshotId", snapshot_id);
     if (has_reason) ak_json_set_str(&d, te, "finishReason", ak_finish_reason_name(r));
-    ak__emit(inv, "turnEnd", te);
-    ak_json_doc_free(&d);
+    ak__emit_in(inv, &d, "turnEnd", te);
 }
 
 /* The state as clients see it (clientTransform.state applied), built in d. */
@@ -382,20 +377,23 @@ AK_PRIVATE ak_result ak__write_mutator(void *ud, const ak_snapshot *current, ak_
     return AK_OK;
 }
 
-/* Writes the turn's row under id. Returns AK_OK (written or skipped) or the store's error. */
-AK_PRIVATE ak_result ak__save_row(ak_invocation *inv, const char *id, ak_snapshot_status status, int has_reason,
-                                  ak_finish_reason reason, const ak_json *error, ak_error *err) {
+/* Writes a row of state under id: a turn's (AK_OK when written or skipped) or the pending
+   row of a detach, which is the one an abort may mark. Returns the store's error. */
+AK_PRIVATE ak_result ak__save_row(ak_invocation *inv, const char *id, const ak_session_state *state,
+                                  ak_snapshot_status status, int has_reason, ak_finish_reason reason,
+                                  const ak_json *error, ak_error *err) {
     ak_store *store = inv->agent->desc.store;
     char written[AK_ID_MAX + 1];
     ak__write w;
     ak_result rc;
     int64_t now = ak_now_ms(inv->ctx);
     /* the snapshot freezes the turn's messages: store them without growth slack */
-    ak_msgs_compact(inv->alloc, inv->state.messages);
-    w.snap = ak_snapshot_new(inv->alloc, id, inv->state.session_id, inv->parent_id, &inv->state);
-    w.abort_aware = 1;
+    ak_msgs_compact(inv->alloc, state->messages);
+    w.snap = ak_snapshot_new(inv->alloc, id, state->session_id, inv->parent_id, state);
+    w.abort_aware = status != AK_SNAPSHOT_PENDING;
     if (!w.snap) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory writing snapshot");
     w.snap->created_at = w.snap->updated_at = now;
+    if (status == AK_SNAPSHOT_PENDING) w.snap->heartbeat_at = now;
     w.snap->status = status;
     w.snap->has_finish_reason = has_reason;
     w.snap->finish_reason = reason;
@@ -432,6 +430,14 @@ AK_PRIVATE void ak__resolve_load_failure(ak_invocation *inv, const ak_error *e, 
     inv->phase = AK__INV_DONE;
 }
 
+/* A store that could not load the session resolves the invocation with its error. */
+AK_PRIVATE ak_result ak__resolve_store_failure(ak_invocation *inv, ak_result rc, ak_error *e) {
+    e->code = AK_ERR_AGENT;
+    if (e->status == AK_STATUS_OK) e->status = ak_result_status(rc);
+    ak__resolve_load_failure(inv, e, NULL);
+    return AK_OK;
+}
+
 AK_PRIVATE ak_result ak__adopt_snapshot(ak_invocation *inv, const ak_snapshot *snap) {
     ak_session_state_free(inv->alloc, &inv->state);
     if (ak_session_state_copy(inv->alloc, &snap->state, &inv->state) != AK_OK) return AK_ERR_OUT_OF_MEMORY;
@@ -450,12 +456,7 @@ AK_PRIVATE ak_result ak__resolve_snapshot(ak_invocation *inv, const char *id, co
     ak_error e;
     ak_result rc = store->get(store, id, NULL, inv->context, &snap, &e);
     const char *owner;
-    if (rc != AK_OK) {
-        e.code = AK_ERR_AGENT;
-        if (e.status == AK_STATUS_OK) e.status = ak_result_status(rc);
-        ak__resolve_load_failure(inv, &e, NULL);
-        return AK_OK;
-    }
+    if (rc != AK_OK) return ak__resolve_store_failure(inv, rc, &e);
     if (!snap) {
         ak_error_setst(&e, AK_ERR_AGENT, AK_STATUS_NOT_FOUND, "Snapshot %s not found", id);
         ak__resolve_load_failure(inv, &e, NULL);
@@ -504,17 +505,12 @@ AK_PRIVATE ak_result ak__resolve_session(ak_invocation *inv, const char *sid, ak
         ak_snapshot_release(snap);
         snap = parent;
     }
-    if (rc != AK_OK) {
-        e.code = AK_ERR_AGENT;
-        if (e.status == AK_STATUS_OK) e.status = ak_result_status(rc);
-        ak__resolve_load_failure(inv, &e, NULL);
-        return AK_OK;
-    }
+    if (rc != AK_OK) return ak__resolve_store_failure(inv, rc, &e);
     if (!snap) /* a new session with the id the caller chose */
         return ak_session_state_set_id(inv->alloc, &inv->state, sid) == AK_OK
-                   ? AK_OK : ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+                   ? AK_OK : ak__agent_oom(err);
     if (ak__validate_custom(inv, snap->state.custom, &e) != AK_OK) ak__resolve_load_failure(inv, &e, NULL);
-    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak__agent_oom(err);
     ak_snapshot_release(snap);
     return rc;
 }
@@ -554,14 +550,16 @@ AK_PRIVATE ak_result ak__resolve_init(ak_invocation *inv, const ak_json *init, a
         if (ak__validate_custom(inv, st.custom, &e) != AK_OK) ak__resolve_load_failure(inv, &e, jstate);
     }
     if (!inv->resolved && !inv->state.session_id) {
+        /* a new server-managed session needs its first snapshot id too: both at once */
+        int with_turn = ak__server_managed(inv) && !inv->turn_id[0];
         char uuid[37];
-        if ((rc = ak_uuid4(inv->ctx, uuid)) != AK_OK)
+        if ((rc = ak_uuid4_pair(inv->ctx, uuid, with_turn ? inv->turn_id : NULL)) != AK_OK)
             return ak_error_set(err, rc, "cannot make a session id: %s", ak_result_str(rc));
         if (ak_session_state_set_id(inv->alloc, &inv->state, uuid) != AK_OK)
-            return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+            return ak__agent_oom(err);
     }
     if (ak_session_state_copy(inv->alloc, &inv->state, &inv->good) != AK_OK)
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__agent_oom(err);
     return AK_OK;
 }
 
@@ -609,7 +607,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     ak_invocation *inv = (ak_invocation *)ak_alloc(alloc, sizeof *inv);
     ak_result rc;
     *out = NULL;
-    if (!inv) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!inv) return ak__agent_oom(err);
     AK_MEMSET(inv, 0, sizeof *inv);
     inv->agent = a;
     inv->ctx = a->ctx;
@@ -625,7 +623,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     inv->next = a->invocations;
     a->invocations = inv;
     rc = ak__resolve_init(inv, init, err);
-    if (rc == AK_OK && inv->io.err) rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (rc == AK_OK && inv->io.err) rc = ak__agent_oom(err);
     if (rc != AK_OK) {
         ak__inv_destroy(inv);
         return rc;
@@ -641,12 +639,25 @@ AK_PRIVATE int ak__has_payload(const ak_json *input) {
            ak_json_len(ak_json_get(resume, "restart"));
 }
 
+/* Every entry of input.resume.<what> must be a valid part of this kind. */
+AK_PRIVATE ak_result ak__validate_resume_list(const ak_json *list, ak_part_kind kind, const char *what,
+                                              const char *kind_name, ak_error *err) {
+    const ak_json *p;
+    ak_error e;
+    size_t i = 0;
+    for (p = ak_json_first(list); p; p = p->next, i++)
+        if (ak_part_kind_of(p) != kind || ak_part_validate(p, &e) != AK_OK)
+            return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
+                                  "input.resume.%s[%zu] must be a %s part", what, i, kind_name);
+    return AK_OK;
+}
+
 /* Checks an AgentInput's shape (the action layer's schema validation). */
 AK_PRIVATE ak_result ak__validate_input(const ak_json *input, ak_error *err) {
-    const ak_json *msg = ak_json_get(input, "message"), *resume = ak_json_get(input, "resume"), *p;
+    const ak_json *msg = ak_json_get(input, "message"), *resume = ak_json_get(input, "resume");
     const ak_json *detach = ak_json_get(input, "detach");
     ak_error e;
-    size_t i;
+    ak_result rc;
     if (!ak_json_is(input, AK_JSON_OBJECT))
         return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT, "an agent input must be an object");
     if (msg && ak_msg_validate(msg, &e) != AK_OK)
@@ -659,14 +670,9 @@ AK_PRIVATE ak_result ak__validate_input(const ak_json *input, ak_error *err) {
             (restart && restart->type != AK_JSON_ARRAY))
             return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
                                   "input.resume must be {respond?: [...], restart?: [...]}");
-        for (p = ak_json_first(respond), i = 0; p; p = p->next, i++)
-            if (ak_part_kind_of(p) != AK_PART_TOOL_RESPONSE || ak_part_validate(p, &e) != AK_OK)
-                return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
-                                      "input.resume.respond[%zu] must be a toolResponse part", i);
-        for (p = ak_json_first(restart), i = 0; p; p = p->next, i++)
-            if (ak_part_kind_of(p) != AK_PART_TOOL_REQUEST || ak_part_validate(p, &e) != AK_OK)
-                return ak_error_setst(err, AK_ERR_AGENT, AK_STATUS_INVALID_ARGUMENT,
-                                      "input.resume.restart[%zu] must be a toolRequest part", i);
+        if ((rc = ak__validate_resume_list(respond, AK_PART_TOOL_RESPONSE, "respond", "toolResponse", err)) != AK_OK)
+            return rc;
+        return ak__validate_resume_list(restart, AK_PART_TOOL_REQUEST, "restart", "toolRequest", err);
     }
     return AK_OK;
 }
@@ -677,7 +683,7 @@ AKDEF ak_result ak_invocation_send(ak_invocation *inv, const ak_json *input, ak_
     if (inv->closed) return ak_error_set(err, AK_ERR_STATE, "the invocation is closed");
     if ((rc = ak__validate_input(input, err)) != AK_OK) return rc;
     if (inv->resolved) return AK_OK; /* a resolved invocation takes no more turns */
-    if (!(copy = ak_json_copy(&inv->io, input))) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!(copy = ak_json_copy(&inv->io, input))) return ak__agent_oom(err);
     if (inv->queue_tail) inv->queue_tail->next = copy;
     else inv->queue = copy;
     inv->queue_tail = copy;
@@ -712,10 +718,6 @@ AK_PRIVATE ak_result ak__reserve_id(ak_invocation *inv) {
 AK_PRIVATE ak_result ak__inv_detach(ak_invocation *inv) {
     ak_store *store = inv->agent->desc.store;
     ak_json_doc *d = &inv->io;
-    ak_session_state saved;
-    ak_snapshot *row;
-    ak__write w;
-    char written[AK_ID_MAX + 1];
     ak_error e;
     ak_json *o;
     ak_result rc;
@@ -723,15 +725,8 @@ AK_PRIVATE ak_result ak__inv_detach(ak_invocation *inv) {
     if (inv->detached) return AK_OK;
     if ((rc = ak__reserve_id(inv)) != AK_OK) return ak__reject(inv, AK_STATUS_INTERNAL, "cannot make a snapshot id");
     /* the row holds the state before the detached turn */
-    saved = inv->phase == AK__INV_TURN ? inv->good : inv->state;
-    row = ak_snapshot_new(inv->alloc, inv->turn_id, saved.session_id, inv->parent_id, &saved);
-    if (!row) return ak__reject(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    row->created_at = row->updated_at = row->heartbeat_at = ak_now_ms(inv->ctx);
-    row->status = AK_SNAPSHOT_PENDING;
-    w.snap = row;
-    w.abort_aware = 0;
-    rc = store->save(store, inv->turn_id, ak__write_mutator, &w, inv->context, written, &e);
-    ak_snapshot_release(row);
+    rc = ak__save_row(inv, inv->turn_id, inv->phase == AK__INV_TURN ? &inv->good : &inv->state, AK_SNAPSHOT_PENDING,
+                      0, AK_FINISH_UNKNOWN, NULL, &e);
     if (rc != AK_OK) return ak__reject(inv, e.status ? e.status : ak_result_status(rc), "%s", e.message);
     inv->detached = 1;
     inv->next_beat = ak_mono_ms(inv->ctx) + AK__HEARTBEAT_MS;
@@ -786,7 +781,7 @@ AK_PRIVATE int ak__take_input(ak_invocation *inv, ak_json **input) {
 AK_PRIVATE ak_result ak__turn_begin(ak_invocation *inv, const ak_json *input) {
     const ak_json *msg = ak_json_get(input, "message");
     if (msg && ak_msgs_append(inv->alloc, &inv->state.messages, msg) != AK_OK)
-        return ak__turn_error(inv, AK_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return ak__turn_oom(inv);
     if (msg) inv->version++;
     if (ak__reserve_id(inv) != AK_OK) return ak__turn_error(inv, AK_STATUS_INTERNAL, "cannot make a snapshot id");
     inv->input = input;
@@ -805,7 +800,7 @@ AK_PRIVATE ak_result ak__turn_begin(ak_invocation *inv, const ak_json *input) {
 AK_PRIVATE void ak__turn_commit(ak_invocation *inv) {
     ak_error e;
     if (ak__server_managed(inv) &&
-        ak__save_row(inv, inv->turn_id, AK_SNAPSHOT_COMPLETED, inv->has_reason, inv->reason, NULL, &e) != AK_OK) {
+        ak__save_row(inv, inv->turn_id, &inv->state, AK_SNAPSHOT_COMPLETED, inv->has_reason, inv->reason, NULL, &e) != AK_OK) {
         ak__turn_error(inv, e.status ? e.status : AK_STATUS_INTERNAL, "%s", e.message);
         return;
     }
@@ -847,7 +842,7 @@ AK_PRIVATE void ak__turn_fail(ak_invocation *inv) {
         inv->last_error = ak_jref_new(inv->alloc, ej);
     }
     if (ak__server_managed(inv))
-        ak__save_row(inv, inv->turn_id, AK_SNAPSHOT_FAILED, 1, AK_FINISH_FAILED, ej, NULL);
+        ak__save_row(inv, inv->turn_id, &inv->state, AK_SNAPSHOT_FAILED, 1, AK_FINISH_FAILED, ej, NULL);
     ak_json_doc_free(&d);
     ak__emit_turn_end(inv, ak__server_managed(inv) ? inv->turn_id : NULL, 1, AK_FINISH_FAILED);
     inv->last_reason = AK_FINISH_FAILED;
@@ -893,25 +888,22 @@ AK_PRIVATE ak_result ak__default_result(ak_runner *r, ak_json_doc *d, ak_json **
 AK_PRIVATE void ak__build_output(ak_invocation *inv, ak_json *message, ak_json *artifacts, ak_finish_reason reason) {
     ak_json_doc *d = &inv->io;
     ak_json *o = ak_json_new_object(d);
-    int client = !ak__server_managed(inv);
+    /* a failed invocation answers with the state of its last good turn */
+    const ak_session_state *st = inv->failed ? &inv->good : &inv->state;
     ak_json_set_str(d, o, "sessionId", inv->state.session_id);
     if (inv->failed) {
-        size_t n = ak_msgs_count(inv->good.messages);
+        size_t n = ak_msgs_count(st->messages);
         ak_json_set_str(d, o, "finishReason", "failed");
         if (inv->last_error) ak_json_set(d, o, "error", ak_json_copy(d, inv->last_error->value));
-        if (ak_json_len(artifacts)) ak_json_set(d, o, "artifacts", artifacts);
-        if (n) ak_json_set(d, o, "message", ak_json_copy(d, ak_msgs_at(inv->good.messages, n - 1)));
-        if (client) ak_json_set(d, o, "state", ak__client_state(inv->agent, &inv->good, d));
-        else if (inv->good_id) ak_json_set_str(d, o, "snapshotId", inv->good_id);
-    } else {
-        if (ak_json_len(artifacts)) ak_json_set(d, o, "artifacts", artifacts);
-        if (message) ak_json_set(d, o, "message", message);
-        if (reason != AK_FINISH_UNKNOWN) ak_json_set_str(d, o, "finishReason", ak_finish_reason_name(reason));
-        else if (inv->has_last_reason)
-            ak_json_set_str(d, o, "finishReason", ak_finish_reason_name(inv->last_reason));
-        if (client) ak_json_set(d, o, "state", ak__client_state(inv->agent, &inv->state, d));
-        else if (inv->good_id) ak_json_set_str(d, o, "snapshotId", inv->good_id);
+        message = n ? ak_json_copy(d, ak_msgs_at(st->messages, n - 1)) : NULL;
     }
+    if (ak_json_len(artifacts)) ak_json_set(d, o, "artifacts", artifacts);
+    if (message) ak_json_set(d, o, "message", message);
+    if (!inv->failed && (reason != AK_FINISH_UNKNOWN || inv->has_last_reason))
+        ak_json_set_str(d, o, "finishReason",
+                        ak_finish_reason_name(reason != AK_FINISH_UNKNOWN ? reason : inv->last_reason));
+    if (!ak__server_managed(inv)) ak_json_set(d, o, "state", ak__client_state(inv->agent, st, d));
+    else if (inv->good_id) ak_json_set_str(d, o, "snapshotId", inv->good_id);
     inv->output = o;
 }
 
@@ -929,7 +921,7 @@ AK_PRIVATE void ak__finish(ak_invocation *inv) {
     if (!inv->failed && !inv->aborted && ak__server_managed(inv) && inv->version != inv->saved_version) {
         char id[37];
         if (ak_uuid4(inv->ctx, id) == AK_OK &&
-            ak__save_row(inv, id, AK_SNAPSHOT_COMPLETED, inv->has_last_reason, inv->last_reason, NULL, NULL) == AK_OK) {
+            ak__save_row(inv, id, &inv->state, AK_SNAPSHOT_COMPLETED, inv->has_last_reason, inv->last_reason, NULL, NULL) == AK_OK) {
             ak__set_str(inv->alloc, &inv->good_id, id);
             ak__set_str(inv->alloc, &inv->parent_id, id);
             inv->saved_version = inv->version;
@@ -1054,7 +1046,7 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
     while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING)
         rc = AK_OK; /* not finished: pump again */
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
-        rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        rc = ak__agent_oom(err);
     ak_invocation_free(inv);
     return rc;
 }
@@ -1094,7 +1086,7 @@ AKDEF ak_result ak_agent_get_snapshot(ak_agent *a, const char *snapshot_id, cons
         ak_json *t = st;
         if (a->desc.transform.state(a->desc.transform.ud, d, &t) == AK_OK && t && t != st) ak_json_set(d, *out, "state", t);
     }
-    return *out && !d->err ? AK_OK : ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    return *out && !d->err ? AK_OK : ak__agent_oom(err);
 }
 
 typedef struct ak__abort {

@@ -681,37 +681,37 @@ AK_PRIVATE void ak__rb_cancel(void *ud, void *turn) {
     ak__remote_call_free((ak__remote_call *)turn);
 }
 
-AKDEF ak_result ak_remote_get_snapshot(ak_remote_agent *ra, const char *snapshot_id, const char *session_id,
-                                       ak_json_doc *d, ak_json **out, ak_error *err) {
+/* POSTs {snapshotId?, sessionId?} to url: the getSnapshot and abort companions. */
+AK_PRIVATE ak_result ak__remote_ids(ak_remote_agent *ra, const char *url, const char *snapshot_id,
+                                    const char *session_id, ak__remote_call **rc, ak_error *err) {
     ak_json_doc tmp;
     ak_json *data;
-    ak__remote_call *rc;
     ak_result r;
-    *out = NULL;
     ak_json_doc_init(&tmp, ak_context_allocator(ra->ctx));
     data = ak_json_new_object(&tmp);
     if (snapshot_id) ak_json_set_str(&tmp, data, "snapshotId", snapshot_id);
     if (session_id) ak_json_set_str(&tmp, data, "sessionId", session_id);
-    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, ra->snapshot_url, data, &rc, err);
+    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, url, data, rc, err);
     ak_json_doc_free(&tmp);
-    if (r != AK_OK) return r;
+    return r;
+}
+
+AKDEF ak_result ak_remote_get_snapshot(ak_remote_agent *ra, const char *snapshot_id, const char *session_id,
+                                       ak_json_doc *d, ak_json **out, ak_error *err) {
+    ak__remote_call *rc;
+    ak_result r;
+    *out = NULL;
+    if ((r = ak__remote_ids(ra, ra->snapshot_url, snapshot_id, session_id, &rc, err)) != AK_OK) return r;
     if (!(*out = ak_json_copy(d, rc->result))) r = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
     ak__remote_call_free(rc);
     return r;
 }
 
 AKDEF ak_result ak_remote_abort(ak_remote_agent *ra, const char *snapshot_id, const char **previous, ak_error *err) {
-    ak_json_doc tmp;
-    ak_json *data;
     ak__remote_call *rc;
     ak_result r;
     *previous = NULL;
-    ak_json_doc_init(&tmp, ak_context_allocator(ra->ctx));
-    data = ak_json_new_object(&tmp);
-    ak_json_set_str(&tmp, data, "snapshotId", snapshot_id ? snapshot_id : "");
-    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, ra->abort_url, data, &rc, err);
-    ak_json_doc_free(&tmp);
-    if (r != AK_OK) return r;
+    if ((r = ak__remote_ids(ra, ra->abort_url, snapshot_id ? snapshot_id : "", NULL, &rc, err)) != AK_OK) return r;
     *previous = ak_snapshot_status_name(ak_snapshot_status_from_name(ak_json_get_str(rc->result, "status")));
     ak__remote_call_free(rc);
     return AK_OK;

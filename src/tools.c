@@ -19,14 +19,10 @@ AKDEF ak_result ak_tool_return(ak_tool_call *call, ak_json *output) {
 }
 
 AKDEF ak_result ak_tool_fail(ak_tool_call *call, ak_status status, const char *fmt, ...) {
-    ak_buf b;
     va_list ap;
     call->state = AK__TOOL_FAILED;
-    call->error.code = AK_ERR_AGENT;
-    call->error.status = status;
-    ak_buf_init_fixed(&b, call->error.message, sizeof call->error.message);
     va_start(ap, fmt);
-    ak__vfmt(&b, fmt, ap);
+    ak__error_vset(&call->error, AK_ERR_AGENT, status, fmt, ap);
     va_end(ap);
     return AK_ERR_AGENT;
 }

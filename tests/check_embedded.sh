@@ -1,13 +1,15 @@
 #!/bin/sh
 # check_embedded.sh: agentkit.h on microcontrollers (also `make size`). Builds the firmware of
-# tests/embedded in three configurations (below) for three targets:
+# tests/embedded in four configurations (below) for three targets:
 #   m4-bare   Cortex-M4F, -ffreestanding -DAK_FREESTANDING, no libc at all
 #   m4-nano   Cortex-M4F, newlib-nano with semihosting (a hosted firmware SDK)
 #   rv32-bare RISC-V rv32imac, -ffreestanding -DAK_FREESTANDING (linked, not run: CI has no
 #             RISC-V emulator)
 # runs the Cortex-M4 images on QEMU mps2-an386 with a timeout, checks the transcript against
 # tests/embedded/expected.txt and the exit status, and prints the size and RAM table
-# (markdown, for the README) and the largest library functions. Ends with "N passed, N failed".
+# (markdown, for the README) and the largest library functions, and checks the issue's goal:
+# the library surface of core + one adapter in under 64 KiB of Cortex-M4 flash. Ends with
+# "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -23,8 +25,8 @@ fail=0
 #   core  the runnable firmware: also links the scripted test model its ten offline turns
 #         talk to (test scaffolding, not part of the library surface)
 #   lib   the library surface alone: the same firmware built with AK_NO_LOCAL_MODELS runs
-#         only its OpenAI part, which makes the same library calls (the figure the issue's
-#         64 KiB goal is about)
+#         only its OpenAI part, which calls every library function the runnable one does but
+#         the scripted model (the figure the issue's 64 KiB goal is about)
 # "noschema" is core without the JSON Schema validator (AK_NO_SCHEMA); "everything" is every
 # part that builds without an OS. All with 1 KiB first blocks for JSON documents.
 CONFIGS="core lib noschema all"
@@ -185,7 +187,9 @@ fi
 echo
 
 lf=$(field "$tmp/m4-bare-$GOAL_CFG/sizes.txt" library 2 2>/dev/null)
+lg=$(field "$tmp/m4-bare-$GOAL_CFG/sizes.txt" libgcc 2 2>/dev/null)
 echo "Goal: m4-bare $(var "label_$GOAL_CFG") in ${lf:-?} B of library flash, under $GOAL_BYTES B"
+echo "  (with the libgcc helpers it needs: $(( ${lf:-0} + ${lg:-0} )) B)"
 check "the issue's goal: core + one adapter under 64 KiB of Cortex-M4 flash" test "${lf:-$GOAL_BYTES}" -lt "$GOAL_BYTES"
 echo
 echo "$pass passed, $fail failed"

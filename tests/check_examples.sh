@@ -84,6 +84,13 @@ run tools
 expect "tools: the tool runs inside the turn" tools.out "[tool] getWeather(Oslo)" \
   'agent> tool result: [{"city":"Oslo","tempC":4,"sky":"clear"}]' '{"role":"tool","content":[{"toolResponse":' "exit 0"
 
+# the README shows examples/quickstart.c verbatim
+if awk '/^```c$/{on=1; next} /^```$/{if (on) exit} on' "$root/README.md" | cmp -s - "$root/examples/quickstart.c"; then
+  pass "README's quick start is examples/quickstart.c"
+else
+  echo "README.md's first C block differs from examples/quickstart.c" >readme.diff
+  fail "README's quick start is examples/quickstart.c" readme.diff
+fi
 run quickstart
 expect "quickstart: the README's agent calls its tool" quickstart.out 'tool result: [{"city":"Oslo","tempC":21}]' "exit 0"
 OPENAI_BASE_URL=http://127.0.0.1:1/v1 run quickstart

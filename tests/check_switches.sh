@@ -72,6 +72,28 @@ both "all switches" $all
 # The optional POSIX transport and server loop must not need a part a switch removes.
 both "all switches + AK_ENABLE_POSIX" $all -DAK_ENABLE_POSIX
 
+# A switch leaves its code out, not only the calls to it: built without optimization (which
+# keeps every static function, called or not), the object holds no symbol of the part a switch
+# removed, and still holds the helpers a sibling adapter shares with it (anthropic.c's ak__prov_*
+# serve gemini.c, openai.c's ak__wire_* and ak__acc_* serve ollama.c).
+parts() { # absent-regex present-regex DEFS...: symbols of the implementation built with DEFS
+  absent=$1 present=$2; shift 2
+  gcc -std=c99 $WARN -I. "$@" -c "$tmp/impl.c" -o "$tmp/parts.o" && nm "$tmp/parts.o" > "$tmp/parts.nm" || return 1
+  if grep -E " ($absent)" "$tmp/parts.nm"; then echo "still compiled in: $absent"; return 1; fi
+  [ -z "$present" ] || grep -Eq " ($present)" "$tmp/parts.nm" || { echo "missing: $present"; return 1; }
+}
+check "no switch: the Anthropic code is there (so the checks below can fail)" \
+  parts 'ak_no_such_symbol' 'ak__anth_build'
+check "no switch: the OpenAI code is there" parts 'ak_no_such_symbol' 'ak__oai_build'
+check "AK_NO_ANTHROPIC leaves the Anthropic code out, keeps what Gemini shares" \
+  parts 'ak__anth_|ak_adapter_anthropic' 'ak__prov_key' -DAK_NO_ANTHROPIC
+check "AK_NO_ANTHROPIC AK_NO_GEMINI leave the shared helpers out too" \
+  parts 'ak__anth_|ak__gem_|ak__prov_|ak_adapter_anthropic|ak_adapter_gemini' '' -DAK_NO_ANTHROPIC -DAK_NO_GEMINI
+check "AK_NO_OPENAI leaves the OpenAI code out, keeps what Ollama shares" \
+  parts 'ak__oai_|ak_adapter_openai' 'ak__wire_build' -DAK_NO_OPENAI
+check "AK_NO_OPENAI AK_NO_OLLAMA leave the shared helpers out too" \
+  parts 'ak__oai_|ak__ollama_|ak__wire_|ak__acc_|ak_adapter_openai|ak_adapter_ollama' '' -DAK_NO_OPENAI -DAK_NO_OLLAMA
+
 # What a switch compiled out is refused with AK_ERR_UNSUPPORTED, not silently skipped; the
 # same program built with and without the switches checks both sides.
 cat > "$tmp/behaviour.c" <<'EOF'

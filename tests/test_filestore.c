@@ -1,7 +1,7 @@
 /* file store: persistence across processes, delta chains and checkpoints, branches, session
    pointers and scans, corrupt files, hostile ids, tenants, pruning, watch + poll, allocation
    failures, crash injection at every step of a save, two processes saving at once. */
-#include "test.h"
+#include "test_dirs.h"
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -13,23 +13,6 @@
 /* ---- temp directories ------------------------------------------------------------------ */
 
 static char root[512]; /* the current test's store directory */
-
-static void rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        char sub[1024];
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rm_rf(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 /* Copies a store directory tree (no fsync: test fixtures only). */
 static void copy_tree(const char *from, const char *to) {
@@ -57,11 +40,8 @@ static void copy_tree(const char *from, const char *to) {
 }
 
 static void make_dir_under_build(char *out, size_t cap, const char *name) {
-    const char *tmp = getenv("TMPDIR");
     snprintf(out, cap, "build/%s-XXXXXX", name);
-    if (mkdtemp(out)) return;
-    snprintf(out, cap, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
-    if (!mkdtemp(out)) abort();
+    if (!mkdtemp(out)) t_make_dir(out, cap, name);
 }
 
 static void fresh_root(void) { make_dir_under_build(root, sizeof root, "akfs"); }
@@ -418,7 +398,7 @@ static void init_validates_its_desc(void) {
     CHECK_OK(fx_open(&x, 0, 0, 0));
     CHECK_EQ(x.fs.desc.checkpoint_every, 16);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void rows_round_trip_and_checkpoints_are_genkit_snapshots(void) {
@@ -485,7 +465,7 @@ static void rows_round_trip_and_checkpoints_are_genkit_snapshots(void) {
     ak_snapshot_release(s);
     ak_json_doc_free(&d);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void deltas_store_only_new_messages_with_periodic_checkpoints(void) {
@@ -536,14 +516,14 @@ static void deltas_store_only_new_messages_with_periodic_checkpoints(void) {
     ak_snapshot_release(prev);
     fx_close(&x);
     /* checkpoint_every 1 writes full rows every time (what Genkit does) */
-    rm_rf(root);
+    t_rm_rf(root);
     fresh_root();
     CHECK_OK(fx_open(&x, 1, 0, 0));
     prev = chain(&x, "f", "full", 3, NULL);
     CHECK_STR(row_kind("f2"), "checkpoint");
     ak_snapshot_release(prev);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void a_child_process_writes_and_the_parent_reads(void) {
@@ -577,7 +557,7 @@ static void a_child_process_writes_and_the_parent_reads(void) {
         ak_snapshot_release(got);
     }
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void branches_and_edits_are_checkpoints(void) {
@@ -626,7 +606,7 @@ static void branches_and_edits_are_checkpoints(void) {
     fx_close(&r);
     ak_snapshot_release(a3), ak_snapshot_release(a2), ak_snapshot_release(e), ak_snapshot_release(b);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- sessions: pointer, scan, odd session ids --------------------------------------------- */
@@ -661,7 +641,7 @@ static void session_lookup_uses_the_pointer_and_falls_back_to_a_scan(void) {
     {
         char ptrs[700];
         snprintf(ptrs, sizeof ptrs, "%s/global/.pointers", root);
-        rm_rf(ptrs);
+        t_rm_rf(ptrs);
     }
     for (i = 0; i < sizeof sids / sizeof *sids; i++) {
         char want[16];
@@ -700,7 +680,7 @@ static void session_lookup_uses_the_pointer_and_falls_back_to_a_scan(void) {
     big[sizeof big - 1] = 0;
     CHECK(get_session(&x, big, NULL, &e) == NULL);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- damage ------------------------------------------------------------------------------- */
@@ -761,7 +741,7 @@ static void corrupt_and_truncated_rows_are_data_loss_and_hide_nothing(void) {
     {
         char ptrs[700];
         snprintf(ptrs, sizeof ptrs, "%s/global/.pointers", root);
-        rm_rf(ptrs);
+        t_rm_rf(ptrs);
     }
     got = get_session(&y, "other", &rc, &e);
     CHECK(rc == AK_OK && got && strcmp(got->id, "d1") == 0);
@@ -787,7 +767,7 @@ static void corrupt_and_truncated_rows_are_data_loss_and_hide_nothing(void) {
     ak_snapshot_release(c);
     ak_snapshot_release(d);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void hostile_delta_files_fail_cleanly(void) {
@@ -838,7 +818,7 @@ static void hostile_delta_files_fail_cleanly(void) {
     ak_snapshot_release(got);
     ak_snapshot_release(ok);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- ids and tenants ---------------------------------------------------------------------- */
@@ -880,7 +860,7 @@ static void unsafe_ids_and_prefixes_are_rejected(void) {
     }
     ak_snapshot_release(s);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void ignore_change(void *ud, const ak_snapshot *s) { (void)ud, (void)s; }
@@ -931,7 +911,7 @@ static void tenants_are_separate_directories(void) {
     ak_snapshot_release(b);
     ak_json_doc_free(&d);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- pruning and rewriting -------------------------------------------------------------- */
@@ -966,7 +946,7 @@ static void pruning_keeps_what_deltas_need(void) {
     fx_close(&y);
     ak_snapshot_release(last);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
     /* a delta off the main line (a retried turn) keeps its base alive */
     fresh_root();
     CHECK_OK(fx_open(&x, 0, 3, 0));
@@ -990,7 +970,7 @@ static void pruning_keeps_what_deltas_need(void) {
     ak_snapshot_release(a5);
     ak_snapshot_release(retry);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void rewriting_a_rows_messages_keeps_its_children_loadable(void) {
@@ -1029,7 +1009,7 @@ static void rewriting_a_rows_messages_keeps_its_children_loadable(void) {
     fx_close(&y);
     ak_snapshot_release(p), ak_snapshot_release(c), ak_snapshot_release(shorter);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- watch and poll ------------------------------------------------------------------------ */
@@ -1134,7 +1114,7 @@ static void watch_and_poll_see_other_processes(void) {
     ak_snapshot_release(next);
     ak_snapshot_release(w);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- the cache -------------------------------------------------------------------------- */
@@ -1169,7 +1149,7 @@ static void the_cache_spares_reads_when_resuming(void) {
     fx_close(&y);
     ak_snapshot_release(last);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- Genkit edge cases ------------------------------------------------------------------- */
@@ -1245,7 +1225,7 @@ static void ids_skips_and_self_parents(void) {
     CHECK(got == NULL && strstr(e.message, "no leaf") != NULL);
     ak_snapshot_release(a), ak_snapshot_release(d), ak_snapshot_release(healed);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 /* ---- allocation failures -------------------------------------------------------------------- */
@@ -1263,7 +1243,7 @@ static void allocation_failures_leak_nothing(void) {
     for (n = 1; n < 5000 && !saved; n++) {
         ak_snapshot *prev, *s;
         ak_result rc;
-        rm_rf(root);
+        t_rm_rf(root);
         copy_tree(tmpl, root);
         CHECK_OK(fx_open(&x, 0, 0, 0));
         prev = get_id(&x, "a9", NULL, NULL);
@@ -1299,8 +1279,8 @@ static void allocation_failures_leak_nothing(void) {
         fx_close(&x);
     }
     CHECK(loaded);
-    rm_rf(root);
-    rm_rf(tmpl);
+    t_rm_rf(root);
+    t_rm_rf(tmpl);
 }
 
 /* ---- crash injection ------------------------------------------------------------------------ */
@@ -1442,7 +1422,7 @@ static void try_every_step(const scenario *sc, int crash) {
     fx_close(&x);
     CHECK_EQ(check_state(sc, "clean run"), 1);
     for (k = 1; k <= steps; k++) {
-        rm_rf(root);
+        t_rm_rf(root);
         copy_tree(tmpl, root);
         snprintf(what, sizeof what, "%s at step %d of %d", crash ? "crash" : "failure", k, steps);
         if (!crash) {
@@ -1474,8 +1454,8 @@ static void try_every_step(const scenario *sc, int crash) {
     }
     /* both outcomes happen: early steps leave the old state, late ones the new */
     CHECK_MSG(outcomes[0] > 0 && outcomes[1] > 0, "%s: %d old, %d new", sc->name, outcomes[0], outcomes[1]);
-    rm_rf(root);
-    rm_rf(tmpl);
+    t_rm_rf(root);
+    t_rm_rf(tmpl);
 }
 
 static void every_failed_step_leaves_old_or_new(void) {
@@ -1577,7 +1557,7 @@ static void two_processes_hammering_one_session_lose_nothing(void) {
     CHECK(rc == AK_OK && latest);
     ak_snapshot_release(latest);
     fx_close(&x);
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 int main(int argc, char **argv) {

@@ -6,7 +6,7 @@
    leave a store that a fresh store with a healthy allocator reads completely: the last
    snapshot a turn reported is there, completed, ending with the text that turn returned,
    and no row is torn. Under valgrind ($AK_VALGRIND set) every 5th N is run instead. */
-#include "test.h"
+#include "test_dirs.h"
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,28 +15,7 @@
 
 static char root[512];
 
-static void rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        char sub[1024];
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rm_rf(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static void make_root(void) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/akoom-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root)) abort();
-}
+static void make_root(void) { t_make_dir(root, sizeof root, "akoom"); }
 
 /* ---- the conversation ---------------------------------------------------------------------- */
 
@@ -44,7 +23,7 @@ static int64_t now_ms = 1700000000000LL;
 static int64_t fake_clock(void *ud) { (void)ud; return now_ms; }
 static void fake_sleep(void *ud, int64_t ms) { (void)ud; now_ms += ms; }
 
-/* Durability is test_filestore's business: skipping fsync keeps thousands of runs fast. */
+/* Durability is test_filestore's business: skipping fsync keeps hundreds of runs fast. */
 static int no_sync(void *ud, void *file) { (void)ud, (void)file; return 0; }
 static int no_sync_dir(void *ud, const char *dir) { (void)ud, (void)dir; return 0; }
 
@@ -271,7 +250,7 @@ static void conversation_runs_whole_with_a_healthy_allocator(void) {
     CHECK_EQ(ta.live, 0);
     CHECK(store_check(&o) == NULL);
     CHECK(total_allocations > 300); /* the failure points the next test walks through */
-    rm_rf(root);
+    t_rm_rf(root);
 }
 
 static void every_allocation_failure_ends_cleanly_and_keeps_the_store(void) {
@@ -290,7 +269,7 @@ static void every_allocation_failure_ends_cleanly_and_keeps_the_store(void) {
                   n, o.view);
         bad = store_check(&o);
         CHECK_MSG(bad == NULL, "failing allocation %lld: %s", n, bad);
-        rm_rf(root);
+        t_rm_rf(root);
         if (t_current_failed) break; /* one report is enough */
     }
     CHECK(failed_runs > runs / 2); /* the failures did reach the conversation */
