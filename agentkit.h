@@ -878,6 +878,7 @@ typedef struct ak_sse_parser {
     ak_buf clean;           /* data with invalid UTF-8 replaced, when needed */
     size_t pos;             /* bytes of this stream consumed so far */
     size_t line_pos;        /* stream offset where the held line starts */
+    size_t room;            /* bytes the held line may still take on the fast path; 0 = none */
     ak_result err;          /* sticky: set once the parser failed or was stopped */
     unsigned char bom;      /* BOM bytes matched at stream start; 3 once past it */
     unsigned char after_cr; /* the last line ended with CR: a following LF belongs to it */
@@ -922,6 +923,7 @@ typedef struct ak_ndjson_parser {
     ak_buf line;            /* a line cut by the end of a feed */
     size_t pos;             /* bytes of this stream consumed so far */
     size_t line_pos;        /* stream offset where the held line starts */
+    size_t room;            /* bytes the held line may still take on the fast path; 0 = none */
     ak_result err;          /* sticky failure */
 } ak_ndjson_parser;
 
@@ -6461,19 +6463,32 @@ AK_PRIVATE size_t ak__sse_bom(ak_sse_parser *p, const char *s, size_t n, ak_resu
     return i;
 }
 
+/* What the fast path below may append to the held line: nothing while a CR may be followed
+   by its LF, a BOM may be in progress or the parser has stopped; else what fits both the
+   line's memory (and its NUL) and the size limit. Set at the end of every slow-path feed. */
+AK_PRIVATE size_t ak__sse_room(const ak_sse_parser *p) {
+    const ak_buf *b = &p->line;
+    size_t max = ak__sse_max(p), room;
+    if (p->err || p->after_cr || p->bom != 3 || !b->cap || b->len >= max) return 0;
+    room = b->cap - b->len - 1;
+    return max - b->len < room ? max - b->len : room;
+}
+
 /* A slow link delivers a few bytes per read, mostly in the middle of a line. This handles
-   such a feed in a few instructions when it fits the held line's memory and ends nothing;
-   returns 0 (having changed nothing) for anything else. */
+   such a feed in a few instructions when it fits the room left and ends no line (a line's
+   first bytes too); returns 0 (having changed nothing) for anything else. */
 AK_PRIVATE int ak__sse_extend(ak_sse_parser *p, const char *s, size_t n) {
     ak_buf *b = &p->line;
-    size_t i;
-    if (!b->len || p->after_cr || n > 15 || n >= b->cap - b->len || b->len + n > ak__sse_max(p))
-        return 0;
+    size_t len = b->len, i;
+    char *dst;
+    if (!n || n > 15 || n > p->room) return 0;
     for (i = 0; i < n; i++)
         if (s[i] == '\n' || s[i] == '\r') return 0;
-    for (i = 0; i < n; i++) b->ptr[b->len + i] = s[i];
-    b->len += n;
-    b->ptr[b->len] = 0;
+    dst = b->ptr + len;
+    for (i = 0; i < n; i++) dst[i] = s[i];
+    dst[n] = 0;
+    b->len = len + n;
+    p->room -= n;
     p->pos += n;
     return 1;
 }
@@ -6500,14 +6515,17 @@ AK__NOINLINE AK_PRIVATE ak_result ak__sse_feed_lines(ak_sse_parser *p, const cha
         i = end + 1;
     }
     p->pos += len;
-    return p->err = rc;
+    p->err = rc;
+    p->room = ak__sse_room(p);
+    if (!p->line.len) p->line_pos = p->pos; /* where a line the fast path starts begins */
+    return rc;
 }
 
 AKDEF ak_result ak_sse_feed(ak_sse_parser *p, const char *data, size_t len, ak_error *err) {
+    if (p && data && ak__sse_extend(p, data, len)) return AK_OK; /* room is 0 until checked below */
     if (!p || !p->cb || (!data && len))
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "ak_sse_feed: NULL parser, callback or data");
     if (p->err) return ak__stream_stopped(err, p->err, "SSE");
-    if (ak__sse_extend(p, data, len)) return AK_OK;
     return ak__sse_feed_lines(p, data, len, err);
 }
 
@@ -6520,6 +6538,7 @@ AKDEF ak_result ak_sse_finish(ak_sse_parser *p, ak_error *err) {
     p->pos = 0;
     p->bom = 0;
     p->after_cr = 0;
+    p->room = 0;
     return AK_OK;
 }
 
@@ -14535,10 +14554,10 @@ AK_PRIVATE uint16_t ak__memid_store(const ak__memid *id, unsigned char bin[16], 
 }
 
 /* Encodes s as a row: what its parent row's list lacks, and the rest of its fields. */
-AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s, const char *id, ak__memrow **out) {
+AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s, const ak__memid *rid, ak__memrow **out) {
     const ak_allocator *a = ak__mem_alloc(m);
-    ak__memid rid, pid;
-    ak__memrow *parent = s->parent_id ? ak__mem_find_str(m, s->parent_id) : NULL, *r;
+    ak__memid pid;
+    ak__memrow *parent = NULL, *r;
     ak_msgs *plist = NULL;
     size_t keep = 0, count = ak_msgs_count(s->state.messages), i, text_len;
     ak_buf text, json;
@@ -14546,8 +14565,10 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     const char *sid = s->session_id ? s->session_id : s->state.session_id;
     *out = NULL;
     if (!sid) return AK_ERR_INVALID_ARGUMENT; /* every agent snapshot names its session */
-    ak__memid_parse(id, &rid);
-    if (s->parent_id) ak__memid_parse(s->parent_id, &pid);
+    if (s->parent_id) {
+        ak__memid_parse(s->parent_id, &pid);
+        parent = ak__mem_find(m, &pid);
+    }
     if (parent && ak__row_messages(m, parent, &plist) == AK_OK) keep = ak__common_prefix(plist, s->state.messages);
     ak_msgs_release(plist);
     ak_buf_init(&text, a);
@@ -14560,7 +14581,7 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     }
     text_len = text.len;
     if (text.err || json.err || text_len > 0xFFFFFFFFu) rc = AK_ERR_OUT_OF_MEMORY;
-    r = rc == AK_OK ? (ak__memrow *)ak_alloc(a, sizeof *r + text_len + (rid.str ? rid.len : 0) +
+    r = rc == AK_OK ? (ak__memrow *)ak_alloc(a, sizeof *r + text_len + (rid->str ? rid->len : 0) +
                                                     (s->parent_id && pid.str ? pid.len : 0))
                     : NULL;
     if (!r) {
@@ -14578,7 +14599,7 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     r->finish = (uint8_t)s->finish_reason;
     if (s->has_finish_reason) r->flags |= AK__ROW_HAS_FINISH;
     if (text_len) AK_MEMCPY((char *)(r + 1), text.ptr, text_len);
-    r->id_len = ak__memid_store(&rid, r->id, (char *)(r + 1) + text_len);
+    r->id_len = ak__memid_store(rid, r->id, (char *)(r + 1) + text_len);
     if (s->parent_id) {
         r->flags |= AK__ROW_HAS_PARENT;
         r->parent_len = ak__memid_store(&pid, r->parent, (char *)(r + 1) + text_len + r->id_len);
@@ -14692,7 +14713,7 @@ AK_PRIVATE void ak__mem_link(ak_memstore *m, ak__memrow *r, ak__memrow *old, con
 AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_store_mutator fn, void *fn_ud,
                                   const ak_json *context, char written_id[AK_ID_MAX + 1], ak_error *err) {
     ak_memstore *m = (ak_memstore *)st->ud;
-    ak__memrow *old = snapshot_id && ak__strlen(snapshot_id) <= AK_ID_MAX ? ak__mem_find_str(m, snapshot_id) : NULL, *r;
+    ak__memrow *old = NULL, *r;
     ak_snapshot *current = NULL, *next = NULL;
     ak__memid id;
     char fresh[37];
@@ -14700,6 +14721,10 @@ AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_stor
     ak_result rc;
     AK__UNUSED(context);
     written_id[0] = 0;
+    if (snapshot_id && ak__strlen(snapshot_id) <= AK_ID_MAX) { /* parsed once: it names the row written */
+        ak__memid_parse(snapshot_id, &id);
+        old = ak__mem_find(m, &id);
+    }
     if (old && (rc = ak__row_to_snapshot(m, old, &current, err)) != AK_OK) return rc;
     rc = fn(fn_ud, current, &next);
     ak_snapshot_release(current);
@@ -14717,15 +14742,17 @@ AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_stor
         ak_snapshot_release(next);
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "snapshot ids are 1..%d bytes", AK_ID_MAX);
     }
-    if (!old) old = ak__mem_find_str(m, name);
+    if (!snapshot_id) {
+        ak__memid_parse(name, &id);
+        old = ak__mem_find(m, &id);
+    }
     if (m->count >= m->row_buckets && ak__mem_grow(m) != AK_OK) rc = AK_ERR_OUT_OF_MEMORY;
-    else rc = ak__row_from_snapshot(m, next, name, &r);
+    else rc = ak__row_from_snapshot(m, next, &id, &r);
     if (rc != AK_OK) {
         ak_snapshot_release(next);
         return rc == AK_ERR_INVALID_ARGUMENT ? ak_error_set(err, rc, "snapshot %s has no sessionId", name)
                                              : ak_error_set(err, rc, "out of memory saving a snapshot");
     }
-    ak__memid_parse(name, &id);
     ak__mem_link(m, r, old, &id);
     /* the list just written is the one its next turn will read: keep it parsed */
     ak__row_make_hot(m, r, ak_msgs_retain(next->state.messages));

@@ -414,10 +414,10 @@ AK_PRIVATE uint16_t ak__memid_store(const ak__memid *id, unsigned char bin[16], 
 }
 
 /* Encodes s as a row: what its parent row's list lacks, and the rest of its fields. */
-AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s, const char *id, ak__memrow **out) {
+AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s, const ak__memid *rid, ak__memrow **out) {
     const ak_allocator *a = ak__mem_alloc(m);
-    ak__memid rid, pid;
-    ak__memrow *parent = s->parent_id ? ak__mem_find_str(m, s->parent_id) : NULL, *r;
+    ak__memid pid;
+    ak__memrow *parent = NULL, *r;
     ak_msgs *plist = NULL;
     size_t keep = 0, count = ak_msgs_count(s->state.messages), i, text_len;
     ak_buf text, json;
@@ -425,8 +425,10 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     const char *sid = s->session_id ? s->session_id : s->state.session_id;
     *out = NULL;
     if (!sid) return AK_ERR_INVALID_ARGUMENT; /* every agent snapshot names its session */
-    ak__memid_parse(id, &rid);
-    if (s->parent_id) ak__memid_parse(s->parent_id, &pid);
+    if (s->parent_id) {
+        ak__memid_parse(s->parent_id, &pid);
+        parent = ak__mem_find(m, &pid);
+    }
     if (parent && ak__row_messages(m, parent, &plist) == AK_OK) keep = ak__common_prefix(plist, s->state.messages);
     ak_msgs_release(plist);
     ak_buf_init(&text, a);
@@ -439,7 +441,7 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     }
     text_len = text.len;
     if (text.err || json.err || text_len > 0xFFFFFFFFu) rc = AK_ERR_OUT_OF_MEMORY;
-    r = rc == AK_OK ? (ak__memrow *)ak_alloc(a, sizeof *r + text_len + (rid.str ? rid.len : 0) +
+    r = rc == AK_OK ? (ak__memrow *)ak_alloc(a, sizeof *r + text_len + (rid->str ? rid->len : 0) +
                                                     (s->parent_id && pid.str ? pid.len : 0))
                     : NULL;
     if (!r) {
@@ -457,7 +459,7 @@ AK_PRIVATE ak_result ak__row_from_snapshot(ak_memstore *m, const ak_snapshot *s,
     r->finish = (uint8_t)s->finish_reason;
     if (s->has_finish_reason) r->flags |= AK__ROW_HAS_FINISH;
     if (text_len) AK_MEMCPY((char *)(r + 1), text.ptr, text_len);
-    r->id_len = ak__memid_store(&rid, r->id, (char *)(r + 1) + text_len);
+    r->id_len = ak__memid_store(rid, r->id, (char *)(r + 1) + text_len);
     if (s->parent_id) {
         r->flags |= AK__ROW_HAS_PARENT;
         r->parent_len = ak__memid_store(&pid, r->parent, (char *)(r + 1) + text_len + r->id_len);
@@ -571,7 +573,7 @@ AK_PRIVATE void ak__mem_link(ak_memstore *m, ak__memrow *r, ak__memrow *old, con
 AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_store_mutator fn, void *fn_ud,
                                   const ak_json *context, char written_id[AK_ID_MAX + 1], ak_error *err) {
     ak_memstore *m = (ak_memstore *)st->ud;
-    ak__memrow *old = snapshot_id && ak__strlen(snapshot_id) <= AK_ID_MAX ? ak__mem_find_str(m, snapshot_id) : NULL, *r;
+    ak__memrow *old = NULL, *r;
     ak_snapshot *current = NULL, *next = NULL;
     ak__memid id;
     char fresh[37];
@@ -579,6 +581,10 @@ AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_stor
     ak_result rc;
     AK__UNUSED(context);
     written_id[0] = 0;
+    if (snapshot_id && ak__strlen(snapshot_id) <= AK_ID_MAX) { /* parsed once: it names the row written */
+        ak__memid_parse(snapshot_id, &id);
+        old = ak__mem_find(m, &id);
+    }
     if (old && (rc = ak__row_to_snapshot(m, old, &current, err)) != AK_OK) return rc;
     rc = fn(fn_ud, current, &next);
     ak_snapshot_release(current);
@@ -596,15 +602,17 @@ AK_PRIVATE ak_result ak__mem_save(ak_store *st, const char *snapshot_id, ak_stor
         ak_snapshot_release(next);
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "snapshot ids are 1..%d bytes", AK_ID_MAX);
     }
-    if (!old) old = ak__mem_find_str(m, name);
+    if (!snapshot_id) {
+        ak__memid_parse(name, &id);
+        old = ak__mem_find(m, &id);
+    }
     if (m->count >= m->row_buckets && ak__mem_grow(m) != AK_OK) rc = AK_ERR_OUT_OF_MEMORY;
-    else rc = ak__row_from_snapshot(m, next, name, &r);
+    else rc = ak__row_from_snapshot(m, next, &id, &r);
     if (rc != AK_OK) {
         ak_snapshot_release(next);
         return rc == AK_ERR_INVALID_ARGUMENT ? ak_error_set(err, rc, "snapshot %s has no sessionId", name)
                                              : ak_error_set(err, rc, "out of memory saving a snapshot");
     }
-    ak__memid_parse(name, &id);
     ak__mem_link(m, r, old, &id);
     /* the list just written is the one its next turn will read: keep it parsed */
     ak__row_make_hot(m, r, ak_msgs_retain(next->state.messages));

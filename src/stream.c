@@ -240,19 +240,32 @@ AK_PRIVATE size_t ak__sse_bom(ak_sse_parser *p, const char *s, size_t n, ak_resu
     return i;
 }
 
+/* What the fast path below may append to the held line: nothing while a CR may be followed
+   by its LF, a BOM may be in progress or the parser has stopped; else what fits both the
+   line's memory (and its NUL) and the size limit. Set at the end of every slow-path feed. */
+AK_PRIVATE size_t ak__sse_room(const ak_sse_parser *p) {
+    const ak_buf *b = &p->line;
+    size_t max = ak__sse_max(p), room;
+    if (p->err || p->after_cr || p->bom != 3 || !b->cap || b->len >= max) return 0;
+    room = b->cap - b->len - 1;
+    return max - b->len < room ? max - b->len : room;
+}
+
 /* A slow link delivers a few bytes per read, mostly in the middle of a line. This handles
-   such a feed in a few instructions when it fits the held line's memory and ends nothing;
-   returns 0 (having changed nothing) for anything else. */
+   such a feed in a few instructions when it fits the room left and ends no line (a line's
+   first bytes too); returns 0 (having changed nothing) for anything else. */
 AK_PRIVATE int ak__sse_extend(ak_sse_parser *p, const char *s, size_t n) {
     ak_buf *b = &p->line;
-    size_t i;
-    if (!b->len || p->after_cr || n > 15 || n >= b->cap - b->len || b->len + n > ak__sse_max(p))
-        return 0;
+    size_t len = b->len, i;
+    char *dst;
+    if (!n || n > 15 || n > p->room) return 0;
     for (i = 0; i < n; i++)
         if (s[i] == '\n' || s[i] == '\r') return 0;
-    for (i = 0; i < n; i++) b->ptr[b->len + i] = s[i];
-    b->len += n;
-    b->ptr[b->len] = 0;
+    dst = b->ptr + len;
+    for (i = 0; i < n; i++) dst[i] = s[i];
+    dst[n] = 0;
+    b->len = len + n;
+    p->room -= n;
     p->pos += n;
     return 1;
 }
@@ -279,14 +292,17 @@ AK__NOINLINE AK_PRIVATE ak_result ak__sse_feed_lines(ak_sse_parser *p, const cha
         i = end + 1;
     }
     p->pos += len;
-    return p->err = rc;
+    p->err = rc;
+    p->room = ak__sse_room(p);
+    if (!p->line.len) p->line_pos = p->pos; /* where a line the fast path starts begins */
+    return rc;
 }
 
 AKDEF ak_result ak_sse_feed(ak_sse_parser *p, const char *data, size_t len, ak_error *err) {
+    if (p && data && ak__sse_extend(p, data, len)) return AK_OK; /* room is 0 until checked below */
     if (!p || !p->cb || (!data && len))
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "ak_sse_feed: NULL parser, callback or data");
     if (p->err) return ak__stream_stopped(err, p->err, "SSE");
-    if (ak__sse_extend(p, data, len)) return AK_OK;
     return ak__sse_feed_lines(p, data, len, err);
 }
 
@@ -299,6 +315,7 @@ AKDEF ak_result ak_sse_finish(ak_sse_parser *p, ak_error *err) {
     p->pos = 0;
     p->bom = 0;
     p->after_cr = 0;
+    p->room = 0;
     return AK_OK;
 }
 

@@ -72,6 +72,7 @@ typedef struct ak_sse_parser {
     ak_buf clean;           /* data with invalid UTF-8 replaced, when needed */
     size_t pos;             /* bytes of this stream consumed so far */
     size_t line_pos;        /* stream offset where the held line starts */
+    size_t room;            /* bytes the held line may still take on the fast path; 0 = none */
     ak_result err;          /* sticky: set once the parser failed or was stopped */
     unsigned char bom;      /* BOM bytes matched at stream start; 3 once past it */
     unsigned char after_cr; /* the last line ended with CR: a following LF belongs to it */
@@ -116,6 +117,7 @@ typedef struct ak_ndjson_parser {
     ak_buf line;            /* a line cut by the end of a feed */
     size_t pos;             /* bytes of this stream consumed so far */
     size_t line_pos;        /* stream offset where the held line starts */
+    size_t room;            /* bytes the held line may still take on the fast path; 0 = none */
     ak_result err;          /* sticky failure */
 } ak_ndjson_parser;
 
