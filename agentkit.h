@@ -102,6 +102,7 @@
    AK_SERVE_MAX_DEPTH          agent request JSON nesting                       64
    AK_REMOTE_MAX_FRAME         one stream frame from a remote agent         16 MiB
    AK_POSIX_IO_BUF             socket read buffer (per request / server)    16 KiB
+   AK_POSIX_MAX_IDLE           keep-alive connections a client keeps (0 = off)    4
    AK_HTTP_SERVER_MAX_CONNECTIONS   open connections (more get 503)            256
    AK_MEMSTORE_HOT             in-memory snapshots kept parsed                  64
    AK_FILESTORE_CACHE          file-store rows kept in memory                   32
@@ -1396,6 +1397,12 @@ AKDEF void ak_replay_free(ak_replay *r);
        ak_posix_transport_poll(&t, 0);
        ak_posix_transport_free(&t);
 
+   Connections are kept alive between requests (desc.max_idle, desc.idle_timeout_ms): the
+   next request to the same scheme, host and port skips the connect and the TLS handshake.
+   A kept connection the server closed meanwhile is closed when found (its socket turned
+   readable), and a request that meets the close anyway (EOF or reset before a byte of the
+   response) is sent again, once, on a new connection.
+
    Server: the handler gets each complete request and a writer. It answers at once
    (ak_http_respond) or keeps the writer and writes later, while the host keeps polling:
 
@@ -1422,6 +1429,11 @@ extern "C" {
 /* Bytes read from a socket at a time (one buffer per request or per server). */
 #ifndef AK_POSIX_IO_BUF
 #define AK_POSIX_IO_BUF 16384
+#endif
+/* Idle keep-alive connections a client transport keeps for reuse (desc.max_idle 0 means
+   this). Defining it as 0 turns connection reuse off by default. */
+#ifndef AK_POSIX_MAX_IDLE
+#define AK_POSIX_MAX_IDLE 4
 #endif
 #ifndef AK_HTTP_SERVER_MAX_CONNECTIONS
 #define AK_HTTP_SERVER_MAX_CONNECTIONS 256
@@ -1494,9 +1506,20 @@ typedef struct ak_posix_transport_desc {
     int64_t connect_timeout_ms; /* 0 = 30000; a request's timeout_ms bounds it too */
     ak_http_limits limits;     /* response head limits; 0 fields = defaults */
     ak_tls_config tls;
+    /* Keep-alive: a connection whose response ended cleanly (HTTP/1.1 or keep-alive, no
+       "Connection: close" either way, a Content-Length or chunked body read to its end,
+       not cancelled or stopped by the sink) waits idle for the next request to the same
+       scheme, host and port, which then skips the TCP connect and the TLS handshake. */
+    int max_idle;              /* idle connections kept: 0 = AK_POSIX_MAX_IDLE (4); the
+                                  least recently used beyond it is closed. Negative: no
+                                  reuse, every request opens its own connection and
+                                  sends "Connection: close" */
+    int64_t idle_timeout_ms;   /* an idle connection older than this is closed by the next
+                                  start, poll or free: 0 = 30000 */
 } ak_posix_transport_desc;
 
 typedef struct ak__posix_req ak__posix_req;
+typedef struct ak__posix_idle ak__posix_idle;
 
 /* Do not move or copy it after init: transport.ud points to it. */
 typedef struct ak_posix_transport {
@@ -1509,6 +1532,8 @@ typedef struct ak_posix_transport {
     void *pfds;                /* poll() scratch: pollfds and the request of each */
     void **pptrs;
     size_t pfd_cap;
+    ak__posix_idle *idle;      /* keep-alive connections, most recently used first */
+    size_t idle_count;
 } ak_posix_transport;
 
 /* Sets up the transport; no I/O happens until a request starts. */
@@ -1519,9 +1544,12 @@ AKDEF ak_result ak_posix_transport_init(ak_posix_transport *t, const ak_posix_tr
    getaddrinfo() on a host name. Sink callbacks run inside. AK_ERR_STATE when called from
    a sink callback. */
 AKDEF ak_result ak_posix_transport_poll(ak_posix_transport *t, int timeout_ms);
-/* Requests started and not finished or cancelled. */
+/* Requests started and not finished or cancelled (idle connections are not requests). */
 AKDEF size_t ak_posix_transport_pending(const ak_posix_transport *t);
-/* Cancels whatever is pending (no sink calls) and frees everything. */
+/* Idle keep-alive connections kept for reuse. */
+AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t);
+/* Cancels whatever is pending (no sink calls), closes idle connections and frees
+   everything. */
 AKDEF void ak_posix_transport_free(ak_posix_transport *t);
 
 /* ---- server ---------------------------------------------------------------------------------- */
@@ -8439,6 +8467,10 @@ struct ak__posix_req {
     ak_http_sink proxy;        /* what the parser calls: forwards unless cancelled */
     ak_url url;
     ak_net_stream *stream;
+    int reused;                /* the stream was idle in the pool: one retry is allowed */
+    int got_bytes;             /* response bytes arrived on this stream */
+    int no_reuse;              /* the caller asked for a close, or the server sent more than
+                                  the response: the connection is not kept */
     ak_http_response_parser parser;
     ak_buf head;               /* the request head, sent before the body */
     size_t head_off;
@@ -8454,6 +8486,100 @@ struct ak__posix_req {
 AK_PRIVATE const ak_allocator *ak__pt_alloc(ak_posix_transport *t) {
     return ak_context_allocator(t->desc.ctx);
 }
+
+/* ---- idle keep-alive connections ---- */
+
+/* A connection between requests, waiting for the next request to its origin. */
+struct ak__posix_idle {
+    ak__posix_idle *next;
+    ak_net_stream *stream;
+    int64_t since;             /* when it went idle, on the context's monotonic clock */
+    int https;
+    uint16_t port;
+    size_t host_len;
+    char host[256];            /* as in the URL (NUL-terminated); compared without case */
+};
+
+AK_PRIVATE int ak__pt_reuse_on(const ak_posix_transport *t) { return t->desc.max_idle > 0; }
+
+/* The same scheme, host and port: the transport has one TLS setup, so that is enough. */
+AK_PRIVATE int ak__pt_idle_for(const ak__posix_idle *c, const ak_url *u) {
+    return c->https == u->https && c->port == u->port && ak__ieqn(u->host, u->host_len, c->host);
+}
+
+/* Unlinks *pp, closes its connection (unless taken) and frees it. */
+AK_PRIVATE void ak__pt_idle_drop(ak_posix_transport *t, ak__posix_idle **pp) {
+    ak__posix_idle *c = *pp;
+    *pp = c->next;
+    t->idle_count--;
+    if (c->stream) c->stream->vt->close(c->stream);
+    ak_free(ak__pt_alloc(t), c, sizeof *c);
+}
+
+AK_PRIVATE void ak__pt_idle_expire(ak_posix_transport *t) {
+    int64_t now = ak_mono_ms(t->desc.ctx);
+    ak__posix_idle **pp = &t->idle;
+    while (*pp) {
+        if (now - (*pp)->since >= t->desc.idle_timeout_ms) ak__pt_idle_drop(t, pp);
+        else pp = &(*pp)->next;
+    }
+}
+
+/* An idle socket must have nothing to read: readable means the server closed it (EOF,
+   reset) or sent bytes nobody asked for. Never waits. */
+AK_PRIVATE int ak__pt_idle_healthy(const ak_net_stream *s) {
+    struct pollfd p;
+    p.fd = s->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return s->fd >= 0 && ak__poll(&p, 1, 0) == 0;
+}
+
+/* Takes the most recently used healthy idle connection to u's origin out of the pool,
+   closing dead ones met on the way; NULL when there is none. */
+AK_PRIVATE ak_net_stream *ak__pt_idle_take(ak_posix_transport *t, const ak_url *u) {
+    ak__posix_idle **pp = &t->idle;
+    while (*pp) {
+        ak__posix_idle *c = *pp;
+        ak_net_stream *s = c->stream;
+        int healthy;
+        if (!ak__pt_idle_for(c, u)) {
+            pp = &c->next;
+            continue;
+        }
+        healthy = ak__pt_idle_healthy(s);
+        if (healthy) c->stream = NULL; /* taken: dropping the record leaves it open */
+        ak__pt_idle_drop(t, pp);
+        if (healthy) return s;
+    }
+    return NULL;
+}
+
+/* Keeps a connection for the next request to u's origin, first in line; beyond max_idle
+   the least recently used one is closed. Without memory it is simply closed. */
+AK_PRIVATE void ak__pt_idle_put(ak_posix_transport *t, ak_net_stream *s, const ak_url *u) {
+    ak__posix_idle *c = NULL, **pp;
+    if (u->host_len < sizeof c->host) c = (ak__posix_idle *)ak_alloc(ak__pt_alloc(t), sizeof *c);
+    if (!c) {
+        s->vt->close(s);
+        return;
+    }
+    AK_MEMSET(c, 0, sizeof *c);
+    c->stream = s;
+    c->since = ak_mono_ms(t->desc.ctx);
+    c->https = u->https;
+    c->port = u->port;
+    c->host_len = u->host_len;
+    AK_MEMCPY(c->host, u->host, u->host_len);
+    c->next = t->idle;
+    t->idle = c;
+    if (++t->idle_count <= (size_t)t->desc.max_idle) return;
+    for (pp = &t->idle; (*pp)->next; pp = &(*pp)->next) {
+    }
+    ak__pt_idle_drop(t, pp);
+}
+
+/* ---- requests ---- */
 
 /* The proxy sink: once cancelled, the library's sink is never called again. */
 AK_PRIVATE ak_result ak__rq_status(ak_http_sink *s, int status) {
@@ -8487,9 +8613,24 @@ AK_PRIVATE void ak__rq_free(ak__posix_req *r) {
     ak_free(a, r, sizeof *r);
 }
 
-/* The end of a request: on_done (unless cancelled), and the socket goes at once. */
+/* A completed exchange leaves the connection fit for another request when the response
+   allows it (HTTP/1.1 or keep-alive, no "Connection: close", a body delimited by its
+   length or its chunks and read to the end: the parser's keep_alive), the whole request
+   went out (an early answer can come before the upload ends), and nobody asked for a
+   close or stopped listening. */
+AK_PRIVATE int ak__rq_reusable(const ak__posix_req *r) {
+    return ak__pt_reuse_on(r->t) && r->stream && !r->no_reuse && !r->cancelled &&
+           r->parser.state == AK__PARSE_DONE && r->parser.keep_alive && r->send_done && r->send_rc == AK_OK;
+}
+
+/* The end of a request: its connection goes back to the pool or is closed, then on_done
+   (unless cancelled), which may already start the next request on that connection. */
 AK_PRIVATE void ak__rq_finish(ak__posix_req *r, ak_result rc, const char *msg) {
     r->state = AK__RQ_FINISHED;
+    if (rc == AK_OK && ak__rq_reusable(r)) {
+        ak__pt_idle_put(r->t, r->stream, &r->url);
+        r->stream = NULL;
+    }
     ak__rq_close_stream(r);
     if (!r->cancelled && r->sink->on_done) r->sink->on_done(r->sink, rc, rc == AK_OK ? NULL : msg);
 }
@@ -8511,15 +8652,23 @@ AK_PRIVATE ak_result ak__rq_open_stream(ak__posix_req *r, ak_error *err) {
 #endif
 }
 
+/* A connection attempt starting at `now` has connect_timeout_ms, within the request's own
+   deadline. */
+AK_PRIVATE void ak__rq_connect_deadline(ak__posix_req *r, int64_t now) {
+    int64_t ms = r->t->desc.connect_timeout_ms > 0 ? r->t->desc.connect_timeout_ms : 30000;
+    r->connect_deadline = now + ms;
+    if (r->deadline && r->deadline < r->connect_deadline) r->connect_deadline = r->deadline;
+}
+
 /* Everything that can fail before the network is touched; a failure is recorded and
-   reported by the first step, never from start() itself. */
+   reported by the first step, never from start() itself. An idle connection to the
+   origin is taken when there is one (no connect, no handshake); else a new one is made. */
 AK_PRIVATE void ak__rq_prepare(ak__posix_req *r, const ak_http_request *req) {
     ak_posix_transport *t = r->t;
-    int64_t connect_ms = t->desc.connect_timeout_ms > 0 ? t->desc.connect_timeout_ms : 30000;
+    int reuse = ak__pt_reuse_on(t);
     r->started = ak_mono_ms(t->desc.ctx);
     r->deadline = req->timeout_ms > 0 ? r->started + req->timeout_ms : 0;
-    r->connect_deadline = r->started + connect_ms;
-    if (r->deadline && r->deadline < r->connect_deadline) r->connect_deadline = r->deadline;
+    ak__rq_connect_deadline(r, r->started);
     r->body = req->body;
     r->body_len = req->body_len;
     ak_http_response_parser_init(&r->parser, &r->proxy, ak__pt_alloc(t), &t->desc.limits,
@@ -8530,9 +8679,17 @@ AK_PRIVATE void ak__rq_prepare(ak__posix_req *r, const ak_http_request *req) {
         return;
     }
     if (ak_url_parse(req->url, ak__strlen(req->url), &r->url, &r->err) != AK_OK ||
-        ak_http_write_request_head(&r->head, req, &r->url, 1, &r->err) != AK_OK ||
-        ak__rq_open_stream(r, &r->err) != AK_OK)
+        ak_http_write_request_head(&r->head, req, &r->url, !reuse, &r->err) != AK_OK) {
         r->failed = 1;
+        return;
+    }
+    r->no_reuse = ak_http_has_token(ak_http_header_get(req->headers, req->header_count, "Connection"), "close");
+    if (reuse && (r->stream = ak__pt_idle_take(t, &r->url)) != NULL) {
+        r->reused = 1;
+        r->state = AK__RQ_EXCHANGE;
+    } else if (ak__rq_open_stream(r, &r->err) != AK_OK) {
+        r->failed = 1;
+    }
 }
 
 AK_PRIVATE ak__posix_req *ak__rq_new(ak_posix_transport *t, const ak_http_request *req,
@@ -8595,9 +8752,29 @@ AK_PRIVATE void ak__rq_send(ak__posix_req *r) {
     }
 }
 
+/* A reused connection ended (EOF or reset, on the write or the read) before a byte of the
+   response arrived: the server closed it while it sat idle, the race every keep-alive
+   client meets. The request goes again, once, on a new connection: nothing reached the
+   sink and the body is still the caller's. A new connection failing is never retried. */
+AK_PRIVATE int ak__rq_retry(ak__posix_req *r, ak_result rc) {
+    if (!r->reused || r->got_bytes || (rc != AK_OK && rc != AK_ERR_CLOSED)) return 0;
+    ak_log(r->t->desc.ctx, AK_LOG_DEBUG, "http: the idle connection to %.*s was closed; retrying on a new one",
+           (int)r->url.host_len, r->url.host);
+    ak__rq_close_stream(r);
+    r->reused = 0;
+    r->state = AK__RQ_CONNECT;
+    r->head_off = r->body_off = 0;
+    r->send_done = 0;
+    r->send_rc = AK_OK;
+    ak__rq_connect_deadline(r, ak_mono_ms(r->t->desc.ctx));
+    if (ak__rq_open_stream(r, &r->err) != AK_OK) r->failed = 1;
+    return 1;
+}
+
 /* The connection ended (EOF or error) before the response was complete. */
 AK_PRIVATE void ak__rq_ended(ak__posix_req *r, ak_result rc, const ak_error *e) {
     ak_error msg;
+    if (ak__rq_retry(r, rc)) return;
     if (rc == AK_OK) rc = ak_http_response_parser_eof(&r->parser, &msg);
     else msg = *e;
     if (rc == AK_OK) {
@@ -8625,8 +8802,10 @@ AK_PRIVATE void ak__rq_recv(ak__posix_req *r) {
             ak__rq_ended(r, rc, &e);
             return;
         }
+        r->got_bytes = 1;
         rc = ak_http_response_parser_feed(&r->parser, r->rbuf, got, &used, &e);
         if (rc == AK_PENDING && !r->cancelled) continue;
+        if (rc == AK_OK && used < got) r->no_reuse = 1; /* bytes beyond the response: not ours to read */
         if (rc == AK_OK) ak__rq_finish(r, AK_OK, NULL);
         else if (r->parser.sink_stopped || r->cancelled) ak__rq_release(r);
         else ak__rq_finish(r, rc, e.message);
@@ -8712,6 +8891,7 @@ AK_PRIVATE ak_result ak__pt_start(void *ud, const ak_http_request *req, ak_http_
     ak_posix_transport *t = (ak_posix_transport *)ud;
     ak__posix_req *r;
     if (!t || !req || !sink) return AK_ERR_INVALID_ARGUMENT;
+    ak__pt_idle_expire(t);
     r = ak__rq_new(t, req, sink);
     if (!r) return AK_ERR_OUT_OF_MEMORY;
     if (handle) *handle = (void *)r->id;
@@ -8731,12 +8911,19 @@ AK_PRIVATE ak_result ak__pt_poll(void *ud, int timeout_ms) {
     return ak_posix_transport_poll((ak_posix_transport *)ud, timeout_ms);
 }
 
+/* t->desc keeps the resolved values: max_idle 0 there means no reuse. */
+AK_PRIVATE void ak__pt_defaults(ak_posix_transport_desc *d) {
+    d->max_idle = d->max_idle < 0 ? 0 : AK__DEF(d->max_idle, AK_POSIX_MAX_IDLE);
+    d->idle_timeout_ms = d->idle_timeout_ms > 0 ? d->idle_timeout_ms : 30000;
+}
+
 AKDEF ak_result ak_posix_transport_init(ak_posix_transport *t, const ak_posix_transport_desc *desc,
                                         ak_error *err) {
     AK_MEMSET(t, 0, sizeof *t);
     if (!desc || !desc->ctx)
         return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "the transport needs desc->ctx");
     t->desc = *desc;
+    ak__pt_defaults(&t->desc);
     t->transport.start = ak__pt_start;
     t->transport.cancel = ak__pt_cancel;
     t->transport.poll = ak__pt_poll;
@@ -8753,6 +8940,10 @@ AKDEF size_t ak_posix_transport_pending(const ak_posix_transport *t) {
     return n;
 }
 
+AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t) { return t->idle_count; }
+
+/* Idle connections are not polled: nothing is expected from them, and a server closing
+   one is noticed when a request wants it (or its idle timeout passes). */
 AKDEF ak_result ak_posix_transport_poll(ak_posix_transport *t, int timeout_ms) {
     const ak_allocator *a = ak__pt_alloc(t);
     size_t n = 0, i, live = ak_posix_transport_pending(t);
@@ -8761,6 +8952,7 @@ AKDEF ak_result ak_posix_transport_poll(ak_posix_transport *t, int timeout_ms) {
     ak__posix_req *r;
     struct pollfd *p;
     if (t->busy) return AK_ERR_STATE;
+    ak__pt_idle_expire(t);
     if (!live) return AK_OK;
     if (!ak__pfd_reserve(a, &t->pfds, &t->pptrs, &t->pfd_cap, live)) return AK_ERR_OUT_OF_MEMORY;
     p = (struct pollfd *)t->pfds;
@@ -8789,6 +8981,7 @@ AKDEF void ak_posix_transport_free(ak_posix_transport *t) {
     for (r = t->reqs; r; r = r->next) r->cancelled = 1;
     t->busy = 0;
     ak__pt_sweep(t);
+    while (t->idle) ak__pt_idle_drop(t, &t->idle); /* TLS streams before the TLS state they use */
 #ifdef AK_ENABLE_MBEDTLS
     if (t->tls) ak_tls_free((ak_tls *)t->tls);
 #endif
@@ -9683,6 +9876,11 @@ AK_PRIVATE ak_result ak__tls_read(ak_net_stream *s, void *buf, size_t cap, size_
         return AK_OK;
     }
     if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return AK_OK; /* the end */
+    /* The TCP connection ended without a close_notify: not a clean end (the bytes before
+       may be cut short), but a closed connection, which is what a stale keep-alive
+       connection looks like and what a reused one may be retried after. */
+    if (r == MBEDTLS_ERR_SSL_CONN_EOF && t->io_rc == AK_OK)
+        return ak_error_set(err, AK_ERR_CLOSED, "connection closed without a TLS close_notify");
     if (ak__tls_would_block(t, r)) return AK_PENDING;
     return ak__tls_error(t, r, "TLS read failed", err);
 }

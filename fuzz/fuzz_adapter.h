@@ -15,33 +15,7 @@
 #include "agentkit.h"
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct fz_alloc {
-    long long live;
-    ak_allocator a;
-} fz_alloc;
-
-static void *fz_malloc(void *ud, size_t n) {
-    ((fz_alloc *)ud)->live += (long long)n;
-    return malloc(n);
-}
-static void *fz_realloc(void *ud, void *p, size_t old, size_t n) {
-    void *q = realloc(p, n);
-    if (q) ((fz_alloc *)ud)->live += (long long)n - (long long)old;
-    return q;
-}
-static void fz_free(void *ud, void *p, size_t n) {
-    ((fz_alloc *)ud)->live -= (long long)n;
-    free(p);
-}
-
-static void fz_alloc_init(fz_alloc *f) {
-    memset(f, 0, sizeof *f);
-    f->a.alloc = fz_malloc;
-    f->a.realloc = fz_realloc;
-    f->a.free = fz_free;
-    f->a.ud = f;
-}
+#include "fuzz_heap.h"
 
 static void fz_check_parts(const ak_json *parts) {
     const ak_json *p;
@@ -62,13 +36,13 @@ static ak_result fz_chunk(void *ud, const ak_json *chunk) {
 static void fz_decode(int opts, const char *s, size_t len, const size_t *pieces, size_t np, ak_buf *out) {
     static const int statuses[4] = {200, 200, 429, 503};
     int status = statuses[(opts >> 1) & 3];
-    fz_alloc fa;
+    fz_heap fa;
     ak_context_desc desc;
     ak_context ctx;
     ak_json_doc doc;
     ak_decode dc;
     size_t at = 0, k = 0;
-    fz_alloc_init(&fa);
+    fz_heap_init(&fa, 0);
     memset(&desc, 0, sizeof desc);
     desc.allocator = fa.a;
     ak_context_init(&ctx, &desc);
@@ -108,7 +82,7 @@ static void fz_same(const ak_buf *a, const ak_buf *b) {
 
 /* Builds a provider request from s when it is a JSON request. */
 static void fz_build(const char *s, size_t len) {
-    fz_alloc fa;
+    fz_heap fa;
     ak_context ctx;
     ak_json_doc doc, check;
     ak_json *req = NULL, *body = NULL;
@@ -128,7 +102,7 @@ static void fz_build(const char *s, size_t len) {
     cfg.model = "m";
     cfg.api_key = "k";
     for (stream = 0; stream < 2; stream++) {
-        fz_alloc_init(&fa);
+        fz_heap_init(&fa, 0);
         ak_http_out_init(&out, &fa.a);
         if (FUZZ_ADAPTER()->build(&cfg, req, call.messages, call.message_count, stream, &out, &err) == AK_OK) {
             ak_json_doc_init(&check, NULL);

@@ -21,38 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- an allocator that counts and can fail the nth allocation ------------------------------ */
-
-typedef struct fz_heap {
-    long long live, calls, fail_at;
-    ak_allocator a;
-} fz_heap;
-
-static void *fz_alloc(void *ud, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    if ((p = malloc(n)) != NULL) h->live += (long long)n;
-    return p;
-}
-static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    if ((p = realloc(ptr, n)) != NULL) h->live += (long long)n - (long long)old;
-    return p;
-}
-static void fz_free(void *ud, void *ptr, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    free(ptr);
-    h->live -= (long long)n;
-}
-static void fz_heap_init(fz_heap *h, long long fail_at) {
-    memset(h, 0, sizeof *h);
-    h->fail_at = fail_at;
-    h->a.alloc = fz_alloc, h->a.realloc = fz_realloc, h->a.free = fz_free, h->a.ud = h;
-}
+#include "fuzz_heap.h"
 
 /* ---- a file system in memory ---------------------------------------------------------------- */
 

@@ -13,33 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct fz_heap {
-    long long live, calls, fail_at;
-    ak_allocator a;
-} fz_heap;
-
-static void *fz_alloc(void *ud, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    p = malloc(n);
-    if (p) h->live += (long long)n;
-    return p;
-}
-static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    p = realloc(ptr, n);
-    if (p) h->live += (long long)n - (long long)old;
-    return p;
-}
-static void fz_free(void *ud, void *ptr, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    free(ptr);
-    h->live -= (long long)n;
-}
+#include "fuzz_heap.h"
 
 static int fz_token(const char *s) {
     const char *p;
@@ -127,9 +101,7 @@ static ak_result fz_parse(const char *data, size_t len, size_t step, int opts, a
         lim.max_target = 64;
         lim.max_body = 512;
     }
-    memset(h, 0, sizeof *h);
-    h->fail_at = opts >> 3;
-    h->a.alloc = fz_alloc, h->a.realloc = fz_realloc, h->a.free = fz_free, h->a.ud = h;
+    fz_heap_init(h, opts >> 3);
     ak_http_request_parser_init(&p, &h->a, &lim);
     while (off < len && requests < 16) {
         size_t n = step && step < len - off ? step : len - off;

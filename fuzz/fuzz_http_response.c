@@ -12,33 +12,7 @@
 #include "../agentkit.h"
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct fz_heap {
-    long long live, calls, fail_at;
-    ak_allocator a;
-} fz_heap;
-
-static void *fz_alloc(void *ud, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    p = malloc(n);
-    if (p) h->live += (long long)n;
-    return p;
-}
-static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    p = realloc(ptr, n);
-    if (p) h->live += (long long)n - (long long)old;
-    return p;
-}
-static void fz_free(void *ud, void *ptr, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    free(ptr);
-    h->live -= (long long)n;
-}
+#include "fuzz_heap.h"
 
 /* A sink that checks the call order and keeps a transcript of what it was given. */
 typedef struct fz_sink {
@@ -93,9 +67,7 @@ static ak_result fz_parse(const char *data, size_t len, size_t step, int opts, f
     f->sink.ud = f;
     f->refuse_body = (opts & 4) != 0;
     ak_buf_init(&f->log, NULL);
-    memset(h, 0, sizeof *h);
-    h->fail_at = opts >> 3;
-    h->a.alloc = fz_alloc, h->a.realloc = fz_realloc, h->a.free = fz_free, h->a.ud = h;
+    fz_heap_init(h, opts >> 3);
     ak_http_response_parser_init(&p, &f->sink, &h->a, &lim, opts & 1);
     while (rc == AK_PENDING && off < len) {
         size_t n = step && step < len - off ? step : len - off;

@@ -9,38 +9,7 @@
 #include "../agentkit.h"
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct fz_heap {
-    long long live, calls, fail_at;
-    ak_allocator a;
-} fz_heap;
-
-static void *fz_alloc(void *ud, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    p = malloc(n);
-    if (p) h->live += (long long)n;
-    return p;
-}
-static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    void *p;
-    if (++h->calls == h->fail_at) return NULL;
-    p = realloc(ptr, n);
-    if (p) h->live += (long long)n - (long long)old;
-    return p;
-}
-static void fz_free(void *ud, void *ptr, size_t n) {
-    fz_heap *h = (fz_heap *)ud;
-    free(ptr);
-    h->live -= (long long)n;
-}
-static const ak_allocator *fz_heap_init(fz_heap *h) {
-    memset(h, 0, sizeof *h);
-    h->a.alloc = fz_alloc, h->a.realloc = fz_realloc, h->a.free = fz_free, h->a.ud = h;
-    return &h->a;
-}
+#include "fuzz_heap.h"
 
 /* Compact JSON of v (malloc'd). */
 static char *fz_text(const ak_json *v) {
@@ -82,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     doc = ak_json_at(input, 0);
     patch = ak_json_at(input, 1);
-    ak_json_doc_init(&work, fz_heap_init(&h));
+    ak_json_doc_init(&work, fz_heap_init(&h, 0));
     work.arena.next_size = 64;
     root = ak_json_copy(&work, doc);
     before = fz_text(root);

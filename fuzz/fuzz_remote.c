@@ -24,32 +24,14 @@
 #include "../agentkit.h"
 #include <stdlib.h>
 #include <string.h>
+#include "fuzz_heap.h"
 
 typedef struct fz_env {
-    long long live, calls, fail_at;
+    fz_heap heap;
     int64_t now;
     ak_context ctx;
 } fz_env;
 
-static void *fz_alloc(void *ud, size_t n) {
-    fz_env *e = (fz_env *)ud;
-    void *p;
-    if (++e->calls == e->fail_at) return NULL;
-    if ((p = malloc(n)) != NULL) e->live += (long long)n;
-    return p;
-}
-static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
-    fz_env *e = (fz_env *)ud;
-    void *p;
-    if (++e->calls == e->fail_at) return NULL;
-    if ((p = realloc(ptr, n)) != NULL) e->live += (long long)n - (long long)old;
-    return p;
-}
-static void fz_free(void *ud, void *ptr, size_t n) {
-    fz_env *e = (fz_env *)ud;
-    free(ptr);
-    e->live -= (long long)n;
-}
 /* Time passes a millisecond per look, so a loop that waits on the clock always ends. */
 static int64_t fz_clock(void *ud) { return ((fz_env *)ud)->now++; }
 static void fz_sleep(void *ud, int64_t ms) { ((fz_env *)ud)->now += ms; }
@@ -57,11 +39,9 @@ static void fz_sleep(void *ud, int64_t ms) { ((fz_env *)ud)->now += ms; }
 static void fz_env_init(fz_env *e, long long fail_at) {
     ak_context_desc cd;
     memset(e, 0, sizeof *e);
-    e->fail_at = fail_at;
     e->now = 1700000000000LL;
     memset(&cd, 0, sizeof cd);
-    cd.allocator.alloc = fz_alloc, cd.allocator.realloc = fz_realloc, cd.allocator.free = fz_free;
-    cd.allocator.ud = e;
+    cd.allocator = *fz_heap_init(&e->heap, fail_at);
     cd.now_ms = fz_clock, cd.mono_ms = fz_clock, cd.sleep_ms = fz_sleep;
     cd.user_data = e;
     ak_context_init(&e->ctx, &cd);
@@ -187,6 +167,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_check_requests(&rp);
     ak_replay_free(&rp);
     ak_json_doc_free(&d);
-    if (e.live != 0) abort();
+    if (e.heap.live != 0) abort();
     return 0;
 }

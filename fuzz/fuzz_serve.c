@@ -27,35 +27,17 @@
 #include "../tests/interop_agents.c"
 #include <stdlib.h>
 #include <string.h>
+#include "fuzz_heap.h"
 
 /* ---- allocator, clock, random ------------------------------------------------------------ */
 
 typedef struct fz_env {
-    long long live, calls, fail_at;
+    fz_heap heap;
     int64_t now;
     uint32_t seed;
     ak_context ctx;
 } fz_env;
 
-static void *fz_alloc(void *ud, size_t n) {
-    fz_env *e = (fz_env *)ud;
-    void *p;
-    if (++e->calls == e->fail_at) return NULL;
-    if ((p = malloc(n)) != NULL) e->live += (long long)n;
-    return p;
-}
-static void *fz_realloc(void *ud, void *ptr, size_t old, size_t n) {
-    fz_env *e = (fz_env *)ud;
-    void *p;
-    if (++e->calls == e->fail_at) return NULL;
-    if ((p = realloc(ptr, n)) != NULL) e->live += (long long)n - (long long)old;
-    return p;
-}
-static void fz_free(void *ud, void *ptr, size_t n) {
-    fz_env *e = (fz_env *)ud;
-    free(ptr);
-    e->live -= (long long)n;
-}
 static int64_t fz_clock(void *ud) { return ((fz_env *)ud)->now; }
 static void fz_sleep(void *ud, int64_t ms) { ((fz_env *)ud)->now += ms; }
 static ak_result fz_random(void *ud, void *buf, size_t len) {
@@ -71,19 +53,17 @@ static ak_result fz_random(void *ud, void *buf, size_t len) {
 static void fz_env_init(fz_env *e, long long fail_at) {
     ak_context_desc cd;
     memset(e, 0, sizeof *e);
-    e->fail_at = fail_at;
     e->now = 1700000000000LL;
     e->seed = 7;
     memset(&cd, 0, sizeof cd);
-    cd.allocator.alloc = fz_alloc, cd.allocator.realloc = fz_realloc, cd.allocator.free = fz_free;
-    cd.allocator.ud = e;
+    cd.allocator = *fz_heap_init(&e->heap, fail_at);
     cd.now_ms = fz_clock, cd.mono_ms = fz_clock, cd.sleep_ms = fz_sleep, cd.random = fz_random;
     cd.user_data = e;
     ak_context_init(&e->ctx, &cd);
 }
 
 /* Allocation failure or a vanished client may cut an answer short; nothing else may. */
-static int fz_env_failed(const fz_env *e) { return e->fail_at && e->calls >= e->fail_at; }
+static int fz_env_failed(const fz_env *e) { return e->heap.fail_at && e->heap.calls >= e->heap.fail_at; }
 
 /* ---- the capturing writer --------------------------------------------------------------- */
 
@@ -316,6 +296,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ak_serve_free(&s.serve);
     }
     interop_agents_free(&ia);
-    if (env.live != 0) abort();
+    if (env.heap.live != 0) abort();
     return 0;
 }

@@ -102,6 +102,7 @@
    AK_SERVE_MAX_DEPTH          agent request JSON nesting                       64
    AK_REMOTE_MAX_FRAME         one stream frame from a remote agent         16 MiB
    AK_POSIX_IO_BUF             socket read buffer (per request / server)    16 KiB
+   AK_POSIX_MAX_IDLE           keep-alive connections a client keeps (0 = off)    4
    AK_HTTP_SERVER_MAX_CONNECTIONS   open connections (more get 503)            256
    AK_MEMSTORE_HOT             in-memory snapshots kept parsed                  64
    AK_FILESTORE_CACHE          file-store rows kept in memory                   32

@@ -17,6 +17,12 @@
        ak_posix_transport_poll(&t, 0);
        ak_posix_transport_free(&t);
 
+   Connections are kept alive between requests (desc.max_idle, desc.idle_timeout_ms): the
+   next request to the same scheme, host and port skips the connect and the TLS handshake.
+   A kept connection the server closed meanwhile is closed when found (its socket turned
+   readable), and a request that meets the close anyway (EOF or reset before a byte of the
+   response) is sent again, once, on a new connection.
+
    Server: the handler gets each complete request and a writer. It answers at once
    (ak_http_respond) or keeps the writer and writes later, while the host keeps polling:
 
@@ -43,6 +49,11 @@ extern "C" {
 /* Bytes read from a socket at a time (one buffer per request or per server). */
 #ifndef AK_POSIX_IO_BUF
 #define AK_POSIX_IO_BUF 16384
+#endif
+/* Idle keep-alive connections a client transport keeps for reuse (desc.max_idle 0 means
+   this). Defining it as 0 turns connection reuse off by default. */
+#ifndef AK_POSIX_MAX_IDLE
+#define AK_POSIX_MAX_IDLE 4
 #endif
 #ifndef AK_HTTP_SERVER_MAX_CONNECTIONS
 #define AK_HTTP_SERVER_MAX_CONNECTIONS 256
@@ -115,9 +126,20 @@ typedef struct ak_posix_transport_desc {
     int64_t connect_timeout_ms; /* 0 = 30000; a request's timeout_ms bounds it too */
     ak_http_limits limits;     /* response head limits; 0 fields = defaults */
     ak_tls_config tls;
+    /* Keep-alive: a connection whose response ended cleanly (HTTP/1.1 or keep-alive, no
+       "Connection: close" either way, a Content-Length or chunked body read to its end,
+       not cancelled or stopped by the sink) waits idle for the next request to the same
+       scheme, host and port, which then skips the TCP connect and the TLS handshake. */
+    int max_idle;              /* idle connections kept: 0 = AK_POSIX_MAX_IDLE (4); the
+                                  least recently used beyond it is closed. Negative: no
+                                  reuse, every request opens its own connection and
+                                  sends "Connection: close" */
+    int64_t idle_timeout_ms;   /* an idle connection older than this is closed by the next
+                                  start, poll or free: 0 = 30000 */
 } ak_posix_transport_desc;
 
 typedef struct ak__posix_req ak__posix_req;
+typedef struct ak__posix_idle ak__posix_idle;
 
 /* Do not move or copy it after init: transport.ud points to it. */
 typedef struct ak_posix_transport {
@@ -130,6 +152,8 @@ typedef struct ak_posix_transport {
     void *pfds;                /* poll() scratch: pollfds and the request of each */
     void **pptrs;
     size_t pfd_cap;
+    ak__posix_idle *idle;      /* keep-alive connections, most recently used first */
+    size_t idle_count;
 } ak_posix_transport;
 
 /* Sets up the transport; no I/O happens until a request starts. */
@@ -140,9 +164,12 @@ AKDEF ak_result ak_posix_transport_init(ak_posix_transport *t, const ak_posix_tr
    getaddrinfo() on a host name. Sink callbacks run inside. AK_ERR_STATE when called from
    a sink callback. */
 AKDEF ak_result ak_posix_transport_poll(ak_posix_transport *t, int timeout_ms);
-/* Requests started and not finished or cancelled. */
+/* Requests started and not finished or cancelled (idle connections are not requests). */
 AKDEF size_t ak_posix_transport_pending(const ak_posix_transport *t);
-/* Cancels whatever is pending (no sink calls) and frees everything. */
+/* Idle keep-alive connections kept for reuse. */
+AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t);
+/* Cancels whatever is pending (no sink calls), closes idle connections and frees
+   everything. */
 AKDEF void ak_posix_transport_free(ak_posix_transport *t);
 
 /* ---- server ---------------------------------------------------------------------------------- */

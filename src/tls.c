@@ -285,6 +285,11 @@ AK_PRIVATE ak_result ak__tls_read(ak_net_stream *s, void *buf, size_t cap, size_
         return AK_OK;
     }
     if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return AK_OK; /* the end */
+    /* The TCP connection ended without a close_notify: not a clean end (the bytes before
+       may be cut short), but a closed connection, which is what a stale keep-alive
+       connection looks like and what a reused one may be retried after. */
+    if (r == MBEDTLS_ERR_SSL_CONN_EOF && t->io_rc == AK_OK)
+        return ak_error_set(err, AK_ERR_CLOSED, "connection closed without a TLS close_notify");
     if (ak__tls_would_block(t, r)) return AK_PENDING;
     return ak__tls_error(t, r, "TLS read failed", err);
 }

@@ -52,6 +52,17 @@ T_UNUSED static int t_summary(void) {
     return t_failed ? 1 : 0;
 }
 
+/* Parses test JSON that must be valid into d; aborts (saying why) when it is not. */
+T_UNUSED static ak_json *t_parse(ak_json_doc *d, const char *text) {
+    ak_json *v = NULL;
+    ak_error e;
+    if (ak_json_parse_value(d, text, strlen(text), NULL, &v, &e) != AK_OK) {
+        fprintf(stderr, "bad test JSON (%s): %s\n", e.message, text);
+        abort();
+    }
+    return v;
+}
+
 /* Where ../shared is: $AK_SHARED, else ../shared relative to the repository root. */
 T_UNUSED static const char *t_shared(void) {
     const char *s = getenv("AK_SHARED");

@@ -16,16 +16,6 @@ static void fake_context(ak_context *ctx, const ak_allocator *a) {
     ak_context_init(ctx, &desc);
 }
 
-static ak_json *parse(ak_json_doc *d, const char *text) {
-    ak_json *v = NULL;
-    ak_error e;
-    if (ak_json_parse_value(d, text, strlen(text), NULL, &v, &e) != AK_OK) {
-        fprintf(stderr, "bad test JSON (%s): %s\n", e.message, text);
-        abort();
-    }
-    return v;
-}
-
 static const char *js(const ak_json *v) {
     static char out[4][8192];
     static int slot;
@@ -56,8 +46,8 @@ static ak_result later_tool(ak_tool_call *c) {
 /* Sets custom state and adds an artifact through the session the tool runs in. */
 static ak_result session_tool(ak_tool_call *c) {
     ak_json_doc *d = c->doc;
-    ak_runner_set_custom(c->session, parse(d, "{\"touched\":true,\"secret\":\"s3cr3t\"}"));
-    ak_runner_add_artifacts(c->session, parse(d, "{\"name\":\"notes\",\"parts\":[{\"text\":\"from a tool\"}]}"));
+    ak_runner_set_custom(c->session, t_parse(d, "{\"touched\":true,\"secret\":\"s3cr3t\"}"));
+    ak_runner_add_artifacts(c->session, t_parse(d, "{\"name\":\"notes\",\"parts\":[{\"text\":\"from a tool\"}]}"));
     return ak_tool_return(c, ak_json_new_str(d, "ok"));
 }
 
@@ -115,9 +105,9 @@ static void fixture_free(fixture *f) {
 /* One invocation with one input; returns the output (in f->d). */
 static ak_json *run(fixture *f, const char *init, const char *input, const char *responses, ak_error *e) {
     ak_json *out = NULL, *inputs = ak_json_new_array(&f->d);
-    ak_json_push(inputs, parse(&f->d, input));
-    ak_programmable_model_set(&f->pm, parse(&f->d, responses), NULL);
-    if (ak_agent_run(&f->agent, init ? parse(&f->d, init) : NULL, inputs, NULL, &f->d, &out, e) != AK_OK) return NULL;
+    ak_json_push(inputs, t_parse(&f->d, input));
+    ak_programmable_model_set(&f->pm, t_parse(&f->d, responses), NULL);
+    if (ak_agent_run(&f->agent, init ? t_parse(&f->d, init) : NULL, inputs, NULL, &f->d, &out, e) != AK_OK) return NULL;
     return out;
 }
 
@@ -173,13 +163,13 @@ static void tools_can_answer_later_while_the_host_pumps(void) {
     ak_tool_handle stale;
     int steps;
     fixture_init(&f, NULL, 0, NULL);
-    ak_programmable_model_set(&f.pm, parse(&f.d, "[" TOOLCALL("later", "{}") "," ANSWER("thanks") "]"), NULL);
+    ak_programmable_model_set(&f.pm, t_parse(&f.d, "[" TOOLCALL("later", "{}") "," ANSWER("thanks") "]"), NULL);
     CHECK_OK(ak_agent_invoke(&f.agent, NULL, NULL, &inv, &e));
-    CHECK_OK(ak_invocation_send(inv, parse(&f.d, USER("go")), &e));
+    CHECK_OK(ak_invocation_send(inv, t_parse(&f.d, USER("go")), &e));
     ak_invocation_close(inv);
     for (steps = 0; steps < 5; steps++) CHECK_EQ(ak_invocation_step(inv, 0, &e), AK_PENDING);
     CHECK_EQ(later_calls, 1);
-    CHECK_OK(ak_agent_tool_return(&f.agent, later_handle, parse(&f.d, "{\"answered\":\"later\"}")));
+    CHECK_OK(ak_agent_tool_return(&f.agent, later_handle, t_parse(&f.d, "{\"answered\":\"later\"}")));
     stale = later_handle;
     CHECK_EQ(ak_agent_tool_return(&f.agent, stale, NULL), AK_ERR_NOT_FOUND); /* used up */
     CHECK_OK(ak_invocation_step(inv, 0, &e));
@@ -188,9 +178,9 @@ static void tools_can_answer_later_while_the_host_pumps(void) {
               "{\"answered\":\"later\"}");
     ak_invocation_free(inv);
     /* a turn abandoned while its tool waits: the handle goes stale */
-    ak_programmable_model_set(&f.pm, parse(&f.d, "[" TOOLCALL("later", "{}") "]"), NULL);
+    ak_programmable_model_set(&f.pm, t_parse(&f.d, "[" TOOLCALL("later", "{}") "]"), NULL);
     CHECK_OK(ak_agent_invoke(&f.agent, NULL, NULL, &inv, &e));
-    CHECK_OK(ak_invocation_send(inv, parse(&f.d, USER("go")), &e));
+    CHECK_OK(ak_invocation_send(inv, t_parse(&f.d, USER("go")), &e));
     CHECK_EQ(ak_invocation_step(inv, 0, &e), AK_PENDING);
     ak_invocation_free(inv);
     CHECK_EQ(ak_agent_tool_return(&f.agent, later_handle, NULL), AK_ERR_NOT_FOUND);
@@ -229,8 +219,8 @@ static void client_transforms_redact_state_and_chunks(void) {
     opts.on_chunk = log_chunk;
     chunk_log[0] = 0;
     inputs = ak_json_new_array(&f.d);
-    ak_json_push(inputs, parse(&f.d, USER("go")));
-    ak_programmable_model_set(&f.pm, parse(&f.d, "[" TOOLCALL("session", "{}") "," ANSWER("ok") "]"), NULL);
+    ak_json_push(inputs, t_parse(&f.d, USER("go")));
+    ak_programmable_model_set(&f.pm, t_parse(&f.d, "[" TOOLCALL("session", "{}") "," ANSWER("ok") "]"), NULL);
     CHECK_OK(ak_agent_run(&f.agent, NULL, inputs, &opts, &f.d, &out, &e));
     CHECK_STR(js(ak_json_path(out, "state.custom")), "{\"touched\":true}");
     CHECK(strstr(chunk_log, "secret") == NULL);
@@ -280,7 +270,7 @@ static void heartbeats_and_expiry_follow_the_clock(void) {
     desc.turn = waiting_turn;
     desc.store = &store.store;
     CHECK_OK(ak_agent_init(&agent, &ctx, &desc, &e));
-    inputs = parse(&d, "[{\"message\":{\"role\":\"user\",\"content\":[{\"text\":\"go\"}]},\"detach\":true}]");
+    inputs = t_parse(&d, "[{\"message\":{\"role\":\"user\",\"content\":[{\"text\":\"go\"}]},\"detach\":true}]");
     CHECK_OK(ak_agent_run(&agent, NULL, inputs, NULL, &d, &out, &e));
     CHECK_STR(ak_json_get_str(out, "finishReason"), "detached");
     snprintf(id, sizeof id, "%s", ak_json_get_str(out, "snapshotId"));
@@ -390,7 +380,7 @@ static void chat_api_runs_turns_resumes_and_loads(void) {
     CHECK_EQ(ak_json_len(r.interrupts), 1);
     CHECK_STR(js(ak_json_path(r.interrupts, "[0].toolRequest")), "{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"input\":{\"amount\":100}}");
     ak_response_free(&r);
-    CHECK_OK(ak_chat_resume(&chat, parse(&d, "[{\"toolResponse\":{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"output\":{\"approved\":true}}}]"),
+    CHECK_OK(ak_chat_resume(&chat, t_parse(&d, "[{\"toolResponse\":{\"name\":\"approveTransfer\",\"ref\":\"t1\",\"output\":{\"approved\":true}}}]"),
                             NULL, &r, &e));
     CHECK_STR(r.text, "tool result: [{\"approved\":true}]");
     ak_response_free(&r);
@@ -399,13 +389,13 @@ static void chat_api_runs_turns_resumes_and_loads(void) {
     CHECK_OK(ak_chat_send(&chat, "delete /tmp/x", &r, &e));
     CHECK_STR(js(ak_json_path(r.interrupts, "[0].metadata.interrupt")), "{\"reason\":\"confirm delete\",\"path\":\"/tmp/x\"}");
     ak_response_free(&r);
-    CHECK_EQ(ak_chat_resume(&chat, NULL, parse(&d, "[{\"toolRequest\":{\"name\":\"deleteFile\",\"ref\":\"d1\",\"input\":{\"path\":\"/etc\"}},"
+    CHECK_EQ(ak_chat_resume(&chat, NULL, t_parse(&d, "[{\"toolRequest\":{\"name\":\"deleteFile\",\"ref\":\"d1\",\"input\":{\"path\":\"/etc\"}},"
                                                    "\"metadata\":{\"resumed\":{\"ok\":1}}}]"), &r, &e), AK_ERR_AGENT);
     CHECK_EQ(e.status, AK_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(e.message, "modified inputs") != NULL);
     CHECK_EQ(r.finish_reason, AK_FINISH_FAILED);
     ak_response_free(&r);
-    CHECK_OK(ak_chat_resume(&chat, NULL, parse(&d, "[{\"toolRequest\":{\"name\":\"deleteFile\",\"ref\":\"d1\",\"input\":{\"path\":\"/tmp/x\"}},"
+    CHECK_OK(ak_chat_resume(&chat, NULL, t_parse(&d, "[{\"toolRequest\":{\"name\":\"deleteFile\",\"ref\":\"d1\",\"input\":{\"path\":\"/tmp/x\"}},"
                                                "\"metadata\":{\"resumed\":{\"ok\":1}}}]"), &r, &e));
     CHECK_STR(r.text, "tool result: [{\"deleted\":\"/tmp/x\",\"resumed\":{\"ok\":1}}]");
     ak_response_free(&r);
@@ -456,7 +446,7 @@ static void chat_streams_and_tracks_client_state(void) {
     {
         ak_json_doc d;
         ak_json_doc_init(&d, NULL);
-        CHECK_OK(ak_chat_start(&chat, parse(&d, USER("stream a b c")), log_chunk, NULL, &e));
+        CHECK_OK(ak_chat_start(&chat, t_parse(&d, USER("stream a b c")), log_chunk, NULL, &e));
         while (ak_chat_poll(&chat, 0, &r, &e) == AK_PENDING) polls++;
         ak_json_doc_free(&d);
     }
@@ -580,10 +570,10 @@ static ak_result set_bad_then_good(ak_runner *r, const ak_json *input, const ak_
     ak_json_doc *d = ak_runner_doc(r);
     int *results = (int *)ud;
     (void)input, (void)turn;
-    results[0] = ak_runner_set_custom(r, parse(d, "{\"count\":\"many\"}")); /* wrong type */
+    results[0] = ak_runner_set_custom(r, t_parse(d, "{\"count\":\"many\"}")); /* wrong type */
     results[1] = ak_runner_set_custom(r, NULL);
     results[2] = ak_runner_custom(r) == NULL;                                    /* unchanged */
-    results[3] = ak_runner_set_custom(r, parse(d, "{\"count\":3}"));
+    results[3] = ak_runner_set_custom(r, t_parse(d, "{\"count\":3}"));
     return AK_OK;
 }
 

@@ -54,63 +54,20 @@ static void signatures_round_trip(void) {
     static const char turn2_fmt[] =
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Q\"}]},{\"role\":\"model\",\"content\":%s},"
         "{\"role\":\"user\",\"content\":[{\"text\":\"more\"}]}]}";
-    char *body = mf_read("tests/fixtures/anthropic/thinking.sse", NULL), turn2[2048];
-    mf_case c;
-    ak_buf out, req;
-    ak_json_doc d;
-    ak_json *resp = NULL, *r2 = NULL;
-    ak_error e;
-    memset(&c, 0, sizeof c);
-    c.adapter = ak_adapter_anthropic();
-    c.stream = 1;
-    c.body = body, c.len = body ? strlen(body) : 0;
-    ak_buf_init(&out, NULL);
+    ak_buf req;
     ak_buf_init(&req, NULL);
-    ak_json_doc_init(&d, NULL);
-    CHECK_EQ(mf_run(&c, 0, 0, NULL, &out, NULL), 0);
-    CHECK_OK(ak_json_parse_value(&d, out.ptr, out.len, NULL, &resp, &e));
-    ak_buf_clear(&out);
-    ak_json_write(ak_json_path(resp, "message.content"), &out);
-    snprintf(turn2, sizeof turn2, turn2_fmt, out.ptr);
-    CHECK_OK(ak_json_parse_value(&d, turn2, strlen(turn2), NULL, &r2, &e));
-    CHECK_OK(ac_build("anthropic", r2, 0, NULL, &req, &e));
+    ac_next_turn("anthropic", "thinking.sse", turn2_fmt, &req);
     CHECK(strstr(req.ptr, "{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"Let me think step by step.\","
                           "\"signature\":\"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+/==\"},"
                           "{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP\"},"
                           "{\"type\":\"text\",\"text\":\"42.\"}]}") != NULL);
-    ak_buf_free(&out);
     ak_buf_free(&req);
-    ak_json_doc_free(&d);
-    free(body);
 }
 
-/* Every allocation of a request build may fail: a clean error and nothing leaked. */
-static void build_full_request_with(const ak_allocator *a, void *ud) {
-    ak_buf out;
-    ak_error e;
-    ak_buf_init(&out, a);
-    ac_build("anthropic", (const ak_json *)ud, 1, a, &out, &e);
-    ak_buf_free(&out);
-}
-
+/* Every allocation of a decode or a request build may fail: a clean error and nothing leaked. */
 static void allocation_failures_are_clean(void) {
     static const char *const files[] = {"tool_use.sse", "thinking.sse", "message.json", "error_429.json", "truncated.sse"};
-    ak_json_doc d;
-    ak_json *req = NULL;
-    char *text = mf_read("tests/fixtures/anthropic/requests/full.json", NULL);
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        mf_case c;
-        ac_fixture(&c, "anthropic", files[i]);
-        if (strncmp(files[i], "error", 5) == 0) c.status = 429;
-        ac_sweep_alloc_failures(ac_decode_with, &c, files[i]);
-        free((void *)c.body);
-    }
-    ak_json_doc_init(&d, NULL);
-    CHECK(text && ak_json_parse_value(&d, text, strlen(text), NULL, &req, NULL) == AK_OK);
-    ac_sweep_alloc_failures(build_full_request_with, req, "request build");
-    ak_json_doc_free(&d);
-    free(text);
+    ac_alloc_failures_are_clean("anthropic", files, sizeof files / sizeof files[0]);
 }
 
 static void hostile_streams_fail_cleanly(void) {
@@ -129,49 +86,21 @@ static void hostile_streams_fail_cleanly(void) {
     static const char scalar[] = "event: message_start\ndata: [1,2]\n\n";
     static const char nameless[] =
         "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\"}}\n\n";
-    mf_case c;
-    ak_buf out;
-    memset(&c, 0, sizeof c);
-    c.adapter = ak_adapter_anthropic();
-    c.stream = 1;
-    ak_buf_init(&out, NULL);
 
     /* the text of one block is bounded by the decoder's response limit */
-    c.body = big_delta, c.len = sizeof big_delta - 1;
-    ac_decode_limited(&c, 15, &out);
-    CHECK_STR(out.ptr, "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"anthropic: a content block is larger than 15 bytes\"}}");
-    ak_buf_clear(&out);
-    ac_decode_limited(&c, 20, &out);
-    CHECK(strstr(out.ptr, "\"text\":\"01234567890123456789\"") != NULL);
+    CHECK_STR(ac_decode_limited("anthropic", 1, big_delta, 15),
+              "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"anthropic: a content block is larger than 15 bytes\"}}");
+    CHECK(strstr(ac_decode_limited("anthropic", 1, big_delta, 20), "\"text\":\"01234567890123456789\"") != NULL);
 
     /* invalid UTF-8 reaches the message as U+FFFD, never as raw bytes */
-    ak_buf_clear(&out);
-    c.body = bad_utf8, c.len = sizeof bad_utf8 - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "\"text\":\"a\xef\xbf\xbd") != NULL);
+    CHECK(strstr(ac_decode_limited("anthropic", 1, bad_utf8, 1000), "\"text\":\"a\xef\xbf\xbd") != NULL);
 
-    ak_buf_clear(&out);
-    c.body = twice, c.len = sizeof twice - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "content block 1 started before block 0 stopped") != NULL);
-
-    ak_buf_clear(&out);
-    c.body = scalar, c.len = sizeof scalar - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "not a JSON object") != NULL);
-
-    ak_buf_clear(&out);
-    c.body = nameless, c.len = sizeof nameless - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "tool_use block without a name") != NULL);
+    CHECK(strstr(ac_decode_limited("anthropic", 1, twice, 1000), "content block 1 started before block 0 stopped") != NULL);
+    CHECK(strstr(ac_decode_limited("anthropic", 1, scalar, 1000), "not a JSON object") != NULL);
+    CHECK(strstr(ac_decode_limited("anthropic", 1, nameless, 1000), "tool_use block without a name") != NULL);
 
     /* a 200 body that is not a message */
-    ak_buf_clear(&out);
-    c.stream = 0;
-    c.body = "{\"type\":\"message\"}", c.len = strlen(c.body);
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "message without content") != NULL);
-    ak_buf_free(&out);
+    CHECK(strstr(ac_decode_limited("anthropic", 0, "{\"type\":\"message\"}", 1000), "message without content") != NULL);
 }
 
 /* Retries through the real driver and engine, on the replay transport with a fake clock. */
@@ -184,19 +113,15 @@ static void retry_hints_drive_the_retry_policy(void) {
     ak_context ctx;
     ak_replay rp;
     ak_replay_response res[3];
-    ak_transport t;
     ac_e2e r;
     ak_context_init(&ctx, NULL);
 
     /* 429 + retry-after: 2 s, then success: two attempts, exactly 2 s of (fake) waiting */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].status = 429, res[0].headers = retry_after, res[0].header_count = 1;
     res[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}";
     res[1].body = ok;
-    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("anthropic", NULL, &t, hello, 0, &r);
+    ac_replay_call("anthropic", &ctx, &rp, res, 2, hello, 0, &r);
     CHECK_EQ(r.attempts, 2);
     CHECK_EQ(r.waited_ms, 2000);
     CHECK(strstr(r.out.ptr, "\"text\":\"ok\"") != NULL);
@@ -205,68 +130,52 @@ static void retry_hints_drive_the_retry_policy(void) {
     ak_replay_free(&rp);
 
     /* 500 with x-should-retry: false is final */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].status = 500, res[0].headers = no_retry, res[0].header_count = 1;
     res[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}";
-    ak_replay_add(&rp, &res[0], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("anthropic", NULL, &t, hello, 0, &r);
+    ac_replay_call("anthropic", &ctx, &rp, res, 1, hello, 0, &r);
     CHECK_EQ(r.attempts, 1);
     CHECK_STR(r.out.ptr, "ERR INTERNAL: anthropic HTTP 500: api_error: boom");
     ac_e2e_free(&r);
     ak_replay_free(&rp);
 
     /* an overloaded_error event before any output is retried; invalid_request_error is not */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].body = err_overloaded;
     res[1].body = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
-    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    ac_replay_call("anthropic", &ctx, &rp, res, 2, hello, 1, &r);
     CHECK_EQ(r.attempts, 2);
     CHECK_STR(r.out.ptr, "{\"message\":{\"role\":\"model\",\"content\":[]},\"finishReason\":\"unknown\"}");
     ac_e2e_free(&r);
     ak_replay_free(&rp);
 
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].body = err_invalid;
-    ak_replay_add(&rp, &res[0], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    ac_replay_call("anthropic", &ctx, &rp, res, 1, hello, 1, &r);
     CHECK_EQ(r.attempts, 1);
     CHECK_STR(r.out.ptr, "ERR INVALID_ARGUMENT: anthropic stream error: invalid_request_error: no");
     ac_e2e_free(&r);
-
     ak_replay_free(&rp);
 
     /* a stream cut before message_stop (reset, or closed cleanly) with nothing streamed yet
        is retried; once text went out, the cut is the caller's error */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].body = "event: ping\ndata: {\"type\":\"ping\"}\n\nevent: mess";
     res[0].fault = AK_REPLAY_FAULT_RESET, res[0].fault_at = 40;
     res[1].body = res[0].body;
     res[1].fault = AK_REPLAY_FAULT_TRUNCATE, res[1].fault_at = 40;
     res[2].body = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
-    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL), ak_replay_add(&rp, &res[2], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    ac_replay_call("anthropic", &ctx, &rp, res, 3, hello, 1, &r);
     CHECK_EQ(r.attempts, 3);
     CHECK_EQ(ak_replay_unused(&rp), 0);
     ac_e2e_free(&r);
     ak_replay_free(&rp);
 
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].body = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
                   "{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\","
                   "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n";
-    ak_replay_add(&rp, &res[0], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("anthropic", NULL, &t, hello, 1, &r);
+    ac_replay_call("anthropic", &ctx, &rp, res, 1, hello, 1, &r);
     CHECK_EQ(r.attempts, 1);
     CHECK_STR(r.chunks.ptr, "{\"content\":[{\"text\":\"Hel\"}]}\n");
     CHECK_STR(r.out.ptr, "ERR UNAVAILABLE: anthropic stream ended before message_stop (truncated)");
@@ -285,23 +194,21 @@ static void check_sent(const mock_request *q, int stream) {
 }
 
 static void end_to_end_over_posix_sockets(void) {
-    char *sse = ac_expected("anthropic", "thinking", ".sse"), *sse_out = ac_expected("anthropic", "thinking", ".out");
-    char *sse_chunks = ac_expected("anthropic", "thinking", ".chunks");
-    char *json = ac_expected("anthropic", "message", ".json"), *json_out = ac_expected("anthropic", "message", ".out");
+    ac_files sse, json;
     mock_response rs[4];
     mock_server m;
+    const mock_request *q;
     ac_e2e r;
+    ac_files_load(&sse, "anthropic", "thinking.sse");
+    ac_files_load(&json, "anthropic", "message.json");
 
     /* streamed, drip-fed 7 bytes at a time in HTTP chunks */
     memset(rs, 0, sizeof rs);
-    rs[0].body = sse, rs[0].content_type = "text/event-stream", rs[0].chunked = 1, rs[0].piece = 7;
-    CHECK(mock_start(&m, rs, 1) == 0);
-    ac_e2e_run("anthropic", m.url, hello, 1, &r);
-    CHECK_STR(r.out.ptr, sse_out);
-    CHECK_STR(r.chunks.ptr, sse_chunks);
-    mock_stop(&m);
-    CHECK_EQ(m.count, 1);
-    if (m.count == 1) check_sent(&m.req[0], 1);
+    rs[0].body = sse.body, rs[0].content_type = "text/event-stream", rs[0].chunked = 1, rs[0].piece = 7;
+    q = ac_e2e_mock("anthropic", &m, rs, 1, hello, 1, &r);
+    CHECK_STR(r.out.ptr, sse.out);
+    CHECK_STR(r.chunks.ptr, sse.chunks);
+    if (q) check_sent(q, 1);
     mock_free(&m);
     ac_e2e_free(&r);
 
@@ -309,15 +216,12 @@ static void end_to_end_over_posix_sockets(void) {
     memset(rs, 0, sizeof rs);
     rs[0].status = 429, rs[0].headers = "retry-after: 3\r\nx-should-retry: true\r\n";
     rs[0].body = "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}";
-    rs[1].body = json;
-    CHECK(mock_start(&m, rs, 2) == 0);
-    ac_e2e_run("anthropic", m.url, hello, 0, &r);
-    CHECK_STR(r.out.ptr, json_out);
+    rs[1].body = json.body;
+    q = ac_e2e_mock("anthropic", &m, rs, 2, hello, 0, &r);
+    CHECK_STR(r.out.ptr, json.out);
     CHECK_EQ(r.attempts, 2);
     CHECK_EQ(r.waited_ms, 3000);
-    mock_stop(&m);
-    CHECK_EQ(m.count, 2);
-    if (m.count == 2) check_sent(&m.req[1], 0);
+    if (q) check_sent(q, 0);
     mock_free(&m);
     ac_e2e_free(&r);
 
@@ -332,7 +236,8 @@ static void end_to_end_over_posix_sockets(void) {
     mock_free(&m);
     CHECK_EQ(m.count, 0); /* mock_free collected and released it */
     ac_e2e_free(&r);
-    free(sse), free(sse_out), free(sse_chunks), free(json), free(json_out);
+    ac_files_free(&sse);
+    ac_files_free(&json);
 }
 
 int main(void) {

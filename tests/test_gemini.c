@@ -54,68 +54,24 @@ static void model_ids_and_base_urls(void) {
 /* A made-up ref survives a round trip: the call comes back with it, the result goes out
    with the same name and without an id. */
 static void synthesized_refs_round_trip(void) {
-    char *body = mf_read("tests/fixtures/gemini/function_calls.sse", NULL);
     static const char turn2_fmt[] =
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Weather?\"}]},{\"role\":\"model\",\"content\":%s},"
         "{\"role\":\"tool\",\"content\":[{\"toolResponse\":{\"name\":\"get_weather\",\"ref\":\"gemini-call-0\",\"output\":18}},"
         "{\"toolResponse\":{\"name\":\"weather/forecast\",\"ref\":\"gemini-call-1\",\"output\":{\"d\":1}}}]}]}";
-    char turn2[2048];
-    mf_case c;
-    ak_buf out, req;
-    ak_json_doc d;
-    ak_json *resp = NULL, *r2 = NULL;
-    ak_error e;
-    memset(&c, 0, sizeof c);
-    c.adapter = ak_adapter_gemini();
-    c.stream = 1;
-    c.body = body, c.len = body ? strlen(body) : 0;
-    ak_buf_init(&out, NULL);
+    ak_buf req;
     ak_buf_init(&req, NULL);
-    ak_json_doc_init(&d, NULL);
-    CHECK_EQ(mf_run(&c, 0, 0, NULL, &out, NULL), 0);
-    CHECK_OK(ak_json_parse_value(&d, out.ptr, out.len, NULL, &resp, &e));
-    ak_buf_clear(&out);
-    ak_json_write(ak_json_path(resp, "message.content"), &out);
-    snprintf(turn2, sizeof turn2, turn2_fmt, out.ptr);
-    CHECK_OK(ak_json_parse_value(&d, turn2, strlen(turn2), NULL, &r2, &e));
-    CHECK_OK(ac_build("gemini", r2, 0, NULL, &req, &e));
+    ac_next_turn("gemini", "function_calls.sse", turn2_fmt, &req);
     CHECK(strstr(req.ptr, "{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"city\":\"Paris\",\"units\":{\"temp\":\"C\"}}},"
                           "\"thoughtSignature\":\"CiQBVKhc7wVk4D+P/sig==\"}") != NULL);
     CHECK(strstr(req.ptr, "{\"functionCall\":{\"name\":\"weather__forecast\",\"args\":{}}}") != NULL);
     CHECK(strstr(req.ptr, "{\"functionResponse\":{\"name\":\"get_weather\",\"response\":{\"name\":\"get_weather\",\"content\":18}}}") != NULL);
     CHECK(strstr(req.ptr, "gemini-call") == NULL);
-    ak_buf_free(&out);
     ak_buf_free(&req);
-    ak_json_doc_free(&d);
-    free(body);
-}
-
-static void build_full_request_with(const ak_allocator *a, void *ud) {
-    ak_buf out;
-    ak_error e;
-    ak_buf_init(&out, a);
-    ac_build("gemini", (const ak_json *)ud, 1, a, &out, &e);
-    ak_buf_free(&out);
 }
 
 static void allocation_failures_are_clean(void) {
     static const char *const files[] = {"text.sse", "function_calls.sse", "signatures.sse", "response.json", "error_429.json"};
-    ak_json_doc d;
-    ak_json *req = NULL;
-    char *text = mf_read("tests/fixtures/gemini/requests/full.json", NULL);
-    size_t i;
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        mf_case c;
-        ac_fixture(&c, "gemini", files[i]);
-        if (strncmp(files[i], "error", 5) == 0) c.status = 429;
-        ac_sweep_alloc_failures(ac_decode_with, &c, files[i]);
-        free((void *)c.body);
-    }
-    ak_json_doc_init(&d, NULL);
-    CHECK(text && ak_json_parse_value(&d, text, strlen(text), NULL, &req, NULL) == AK_OK);
-    ac_sweep_alloc_failures(build_full_request_with, req, "request build");
-    ak_json_doc_free(&d);
-    free(text);
+    ac_alloc_failures_are_clean("gemini", files, sizeof files / sizeof files[0]);
 }
 
 static void hostile_streams_fail_cleanly(void) {
@@ -131,42 +87,19 @@ static void hostile_streams_fail_cleanly(void) {
         "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":5},{\"thought\":true},{\"inlineData\":{\"data\":1}},"
         "{\"functionCall\":{\"name\":\"f\",\"args\":[1]}}]},\"finishReason\":\"NEW_REASON\",\"finishMessage\":3}]}\r\n\r\n";
     static const char not_object[] = "data: \"hello\"\r\n\r\n";
-    mf_case c;
-    ak_buf out;
-    memset(&c, 0, sizeof c);
-    c.adapter = ak_adapter_gemini();
-    c.stream = 1;
-    ak_buf_init(&out, NULL);
 
-    c.body = long_run, c.len = sizeof long_run - 1;
-    ac_decode_limited(&c, 15, &out);
-    CHECK_STR(out.ptr, "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"gemini: a text part is larger than 15 bytes\"}}");
-    ak_buf_clear(&out);
-    ac_decode_limited(&c, 20, &out);
-    CHECK(strstr(out.ptr, "{\"text\":\"01234567890123456789\"}") != NULL);
-
-    ak_buf_clear(&out);
-    c.body = big_image, c.len = sizeof big_image - 1;
-    ac_decode_limited(&c, 20, &out);
-    CHECK(strstr(out.ptr, "RESOURCE_EXHAUSTED") != NULL);
-
-    ak_buf_clear(&out);
-    c.body = bad_call, c.len = sizeof bad_call - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "functionCall without a name") != NULL);
+    CHECK_STR(ac_decode_limited("gemini", 1, long_run, 15),
+              "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"gemini: a text part is larger than 15 bytes\"}}");
+    CHECK(strstr(ac_decode_limited("gemini", 1, long_run, 20), "{\"text\":\"01234567890123456789\"}") != NULL);
+    CHECK(strstr(ac_decode_limited("gemini", 1, big_image, 20), "RESOURCE_EXHAUSTED") != NULL);
+    CHECK(strstr(ac_decode_limited("gemini", 1, bad_call, 1000), "functionCall without a name") != NULL);
 
     /* wrong JSON types are skipped, never trusted */
-    ak_buf_clear(&out);
-    c.body = odd_types, c.len = sizeof odd_types - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK_STR(out.ptr, "{\"message\":{\"role\":\"model\",\"content\":[{\"toolRequest\":{\"name\":\"f\",\"ref\":\"gemini-call-0\","
-                       "\"input\":{}}}]},\"finishReason\":\"unknown\"}");
+    CHECK_STR(ac_decode_limited("gemini", 1, odd_types, 1000),
+              "{\"message\":{\"role\":\"model\",\"content\":[{\"toolRequest\":{\"name\":\"f\",\"ref\":\"gemini-call-0\","
+              "\"input\":{}}}]},\"finishReason\":\"unknown\"}");
 
-    ak_buf_clear(&out);
-    c.body = not_object, c.len = sizeof not_object - 1;
-    ac_decode_limited(&c, 1000, &out);
-    CHECK(strstr(out.ptr, "not a JSON object") != NULL);
-    ak_buf_free(&out);
+    CHECK(strstr(ac_decode_limited("gemini", 1, not_object, 1000), "not a JSON object") != NULL);
 }
 
 /* Retries through the real driver and engine, on the replay transport with a fake clock. */
@@ -178,18 +111,14 @@ static void retry_hints_drive_the_retry_policy(void) {
     ak_context ctx;
     ak_replay rp;
     ak_replay_response res[2];
-    ak_transport t;
     ac_e2e r;
     ak_context_init(&ctx, NULL);
 
     /* RetryInfo in the body (no header): 1.5 s, then success */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].status = 429, res[0].body = quota;
     res[1].body = ok;
-    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("gemini", NULL, &t, hello, 0, &r);
+    ac_replay_call("gemini", &ctx, &rp, res, 2, hello, 0, &r);
     CHECK_EQ(r.attempts, 2);
     CHECK_EQ(r.waited_ms, 1500);
     CHECK(strstr(r.out.ptr, "\"text\":\"ok\"") != NULL);
@@ -199,13 +128,10 @@ static void retry_hints_drive_the_retry_policy(void) {
     ak_replay_free(&rp);
 
     /* an in-stream UNAVAILABLE before any output is retried (backoff 500 ms, no hint) */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].body = "data: {\"error\":{\"code\":503,\"message\":\"overloaded\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n";
     res[1].body = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"ok\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n";
-    ak_replay_add(&rp, &res[0], NULL), ak_replay_add(&rp, &res[1], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("gemini", NULL, &t, hello, 1, &r);
+    ac_replay_call("gemini", &ctx, &rp, res, 2, hello, 1, &r);
     CHECK_EQ(r.attempts, 2);
     CHECK_EQ(r.waited_ms, 500);
     CHECK_STR(r.chunks.ptr, "{\"content\":[{\"text\":\"ok\"}]}\n");
@@ -213,14 +139,11 @@ static void retry_hints_drive_the_retry_policy(void) {
     ak_replay_free(&rp);
 
     /* a bad key is final */
-    ak_replay_init(&rp, &ctx, AK_REPLAY_SYNC);
     memset(res, 0, sizeof res);
     res[0].status = 400;
     res[0].body = "{\"error\":{\"code\":400,\"message\":\"API key not valid.\",\"status\":\"INVALID_ARGUMENT\",\"details\":["
                   "{\"@type\":\"type.googleapis.com/google.rpc.ErrorInfo\",\"reason\":\"API_KEY_INVALID\"}]}}";
-    ak_replay_add(&rp, &res[0], NULL);
-    t = ak_replay_transport(&rp);
-    ac_call("gemini", NULL, &t, hello, 0, &r);
+    ac_replay_call("gemini", &ctx, &rp, res, 1, hello, 0, &r);
     CHECK_EQ(r.attempts, 1);
     CHECK_STR(r.out.ptr, "ERR UNAUTHENTICATED: gemini HTTP 400: UNAUTHENTICATED: API key not valid.");
     ac_e2e_free(&r);
@@ -236,39 +159,34 @@ static void check_sent(const mock_request *q, int stream) {
 }
 
 static void end_to_end_over_posix_sockets(void) {
-    char *sse = ac_expected("gemini", "text", ".sse"), *sse_out = ac_expected("gemini", "text", ".out");
-    char *sse_chunks = ac_expected("gemini", "text", ".chunks");
-    char *json = ac_expected("gemini", "response", ".json"), *json_out = ac_expected("gemini", "response", ".out");
-    char *quota = ac_expected("gemini", "error_429", ".json");
+    ac_files sse, json, quota;
     mock_response rs[2];
     mock_server m;
+    const mock_request *q;
     ac_e2e r;
+    ac_files_load(&sse, "gemini", "text.sse");
+    ac_files_load(&json, "gemini", "response.json");
+    ac_files_load(&quota, "gemini", "error_429.json");
 
     /* streamed (CRLF framing), 5 bytes per HTTP chunk */
     memset(rs, 0, sizeof rs);
-    rs[0].body = sse, rs[0].content_type = "text/event-stream", rs[0].chunked = 1, rs[0].piece = 5;
-    CHECK(mock_start(&m, rs, 1) == 0);
-    ac_e2e_run("gemini", m.url, hello, 1, &r);
-    CHECK_STR(r.out.ptr, sse_out);
-    CHECK_STR(r.chunks.ptr, sse_chunks);
-    mock_stop(&m);
-    CHECK_EQ(m.count, 1);
-    if (m.count == 1) check_sent(&m.req[0], 1);
+    rs[0].body = sse.body, rs[0].content_type = "text/event-stream", rs[0].chunked = 1, rs[0].piece = 5;
+    q = ac_e2e_mock("gemini", &m, rs, 1, hello, 1, &r);
+    CHECK_STR(r.out.ptr, sse.out);
+    CHECK_STR(r.chunks.ptr, sse.chunks);
+    if (q) check_sent(q, 1);
     mock_free(&m);
     ac_e2e_free(&r);
 
     /* 429 with RetryInfo 1.5 s in the body, then the answer */
     memset(rs, 0, sizeof rs);
-    rs[0].status = 429, rs[0].body = quota;
-    rs[1].body = json;
-    CHECK(mock_start(&m, rs, 2) == 0);
-    ac_e2e_run("gemini", m.url, hello, 0, &r);
-    CHECK_STR(r.out.ptr, json_out);
+    rs[0].status = 429, rs[0].body = quota.body;
+    rs[1].body = json.body;
+    q = ac_e2e_mock("gemini", &m, rs, 2, hello, 0, &r);
+    CHECK_STR(r.out.ptr, json.out);
     CHECK_EQ(r.attempts, 2);
     CHECK_EQ(r.waited_ms, 1500);
-    mock_stop(&m);
-    CHECK_EQ(m.count, 2);
-    if (m.count == 2) check_sent(&m.req[1], 0);
+    if (q) check_sent(q, 0);
     mock_free(&m);
     ac_e2e_free(&r);
 
@@ -282,7 +200,9 @@ static void end_to_end_over_posix_sockets(void) {
     CHECK_EQ(r.attempts, 1);
     mock_free(&m);
     ac_e2e_free(&r);
-    free(sse), free(sse_out), free(sse_chunks), free(json), free(json_out), free(quota);
+    ac_files_free(&sse);
+    ac_files_free(&json);
+    ac_files_free(&quota);
 }
 
 int main(void) {

@@ -1,16 +1,6 @@
 /* model layer: data model helpers, the call driver with retries, the local models */
 #include "test.h"
 
-static ak_json *parse(ak_json_doc *d, const char *text) {
-    ak_json *v = NULL;
-    ak_error e;
-    if (ak_json_parse_value(d, text, strlen(text), NULL, &v, &e) != AK_OK) {
-        fprintf(stderr, "bad test JSON: %s\n%s\n", e.message, text);
-        abort();
-    }
-    return v;
-}
-
 static const char *write_json(const ak_json *v) {
     static char out[8192];
     ak_buf b;
@@ -30,7 +20,7 @@ static void finish_reasons_and_parts(void) {
     ak_json_doc_init(&d, NULL);
     m = ak_msg_new(&d, "model");
     CHECK_OK(ak_msg_add(m, ak_part_text(&d, "hello ")));
-    CHECK_OK(ak_msg_add(m, ak_part_tool_request(&d, "getWeather", "w1", parse(&d, "{\"city\":\"Oslo\"}"))));
+    CHECK_OK(ak_msg_add(m, ak_part_tool_request(&d, "getWeather", "w1", t_parse(&d, "{\"city\":\"Oslo\"}"))));
     CHECK_OK(ak_msg_add(m, ak_part_text(&d, "world")));
     CHECK_OK(ak_msg_add(m, ak_part_media(&d, "data:image/png;base64,AAAA", "image/png")));
     CHECK_STR(write_json(m), "{\"role\":\"model\",\"content\":[{\"text\":\"hello \"},{\"toolRequest\":{\"name\":\"getWeather\","
@@ -43,14 +33,14 @@ static void finish_reasons_and_parts(void) {
     p = ak_json_at(ak_json_get(m, "content"), 1);
     CHECK_EQ(ak_part_kind_of(p), AK_PART_TOOL_REQUEST);
     CHECK_OK(ak_msg_validate(m, &e));
-    CHECK_EQ(ak_msg_validate(parse(&d, "{\"role\":\"robot\",\"content\":[]}"), &e), AK_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(ak_msg_validate(parse(&d, "{\"role\":\"user\"}"), &e), AK_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(ak_msg_validate(parse(&d, "{\"role\":\"user\",\"content\":[{\"text\":\"a\",\"data\":1}]}"), &e),
+    CHECK_EQ(ak_msg_validate(t_parse(&d, "{\"role\":\"robot\",\"content\":[]}"), &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(ak_msg_validate(t_parse(&d, "{\"role\":\"user\"}"), &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(ak_msg_validate(t_parse(&d, "{\"role\":\"user\",\"content\":[{\"text\":\"a\",\"data\":1}]}"), &e),
              AK_ERR_INVALID_ARGUMENT);
     CHECK(strstr(e.message, "content[0]") != NULL);
-    CHECK_EQ(ak_msg_validate(parse(&d, "{\"role\":\"user\",\"content\":[{\"text\":5}]}"), &e), AK_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(ak_msg_validate(parse(&d, "{\"role\":\"user\",\"content\":[{\"toolRequest\":{}}]}"), &e), AK_ERR_INVALID_ARGUMENT);
-    CHECK_OK(ak_msg_validate(parse(&d, "{\"role\":\"user\",\"content\":[{\"custom\":{},\"metadata\":{\"x\":1}}],\"metadata\":{}}"), &e));
+    CHECK_EQ(ak_msg_validate(t_parse(&d, "{\"role\":\"user\",\"content\":[{\"text\":5}]}"), &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(ak_msg_validate(t_parse(&d, "{\"role\":\"user\",\"content\":[{\"toolRequest\":{}}]}"), &e), AK_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ak_msg_validate(t_parse(&d, "{\"role\":\"user\",\"content\":[{\"custom\":{},\"metadata\":{\"x\":1}}],\"metadata\":{}}"), &e));
     ak_json_doc_free(&d);
 }
 
@@ -111,7 +101,7 @@ static void driver_retries_with_backoff_and_hints(void) {
     desc.sleep_ms = fake_sleep;
     ak_context_init(&ctx, &desc);
     ak_json_doc_init(&d, NULL);
-    req = parse(&d, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}]}");
+    req = t_parse(&d, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}]}");
     memset(&model, 0, sizeof model);
     model.name = "flaky";
     model.start = flaky_start;
@@ -187,15 +177,15 @@ static void programmable_model_replays_queued_responses(void) {
     ak_json_doc_init(&out, NULL);
     ak_programmable_model_init(&pm, t_alloc_init(&ta, 0), NULL);
     CHECK_OK(ak_programmable_model_set(&pm,
-        parse(&d, "[{\"message\":{\"role\":\"model\",\"content\":[{\"text\":\"one\"}]},\"finishReason\":\"stop\"},"
+        t_parse(&d, "[{\"message\":{\"role\":\"model\",\"content\":[{\"text\":\"one\"}]},\"finishReason\":\"stop\"},"
                   "{\"message\":{\"role\":\"model\",\"content\":[{\"text\":\"two\"}]},\"finishReason\":\"length\"}]"),
-        parse(&d, "[[{\"content\":[{\"text\":\"o\"}]},{\"content\":[{\"text\":\"ne\"}]}]]")));
-    CHECK_OK(ak_model_generate(&ctx, &pm.model, parse(&d, "{\"messages\":[]}"), &out, &resp, &e));
+        t_parse(&d, "[[{\"content\":[{\"text\":\"o\"}]},{\"content\":[{\"text\":\"ne\"}]}]]")));
+    CHECK_OK(ak_model_generate(&ctx, &pm.model, t_parse(&d, "{\"messages\":[]}"), &out, &resp, &e));
     CHECK_STR(write_json(resp), "{\"message\":{\"role\":\"model\",\"content\":[{\"text\":\"one\"}]},\"finishReason\":\"stop\"}");
-    CHECK_OK(ak_model_generate(&ctx, &pm.model, parse(&d, "{\"messages\":[1]}"), &out, &resp, &e));
+    CHECK_OK(ak_model_generate(&ctx, &pm.model, t_parse(&d, "{\"messages\":[1]}"), &out, &resp, &e));
     CHECK_STR(ak_json_get_str(resp, "finishReason"), "length");
     CHECK_STR(write_json(pm.last_request), "{\"messages\":[1]}");
-    CHECK_EQ(ak_model_generate(&ctx, &pm.model, parse(&d, "{\"messages\":[]}"), &out, &resp, &e), AK_ERR_MODEL);
+    CHECK_EQ(ak_model_generate(&ctx, &pm.model, t_parse(&d, "{\"messages\":[]}"), &out, &resp, &e), AK_ERR_MODEL);
     CHECK_EQ(e.status, AK_STATUS_INTERNAL);
     ak_programmable_model_free(&pm);
     CHECK_EQ(ta.live, 0);
@@ -225,7 +215,7 @@ static const char *scripted(const char *messages) {
     ak_json_doc_init(&d, NULL);
     snprintf(req, sizeof req, "{\"messages\":%s}", messages);
     chunks_seen[0] = 0;
-    ak_model_call_init(&call, &ctx, parse(&d, req), &d);
+    ak_model_call_init(&call, &ctx, t_parse(&d, req), &d);
     call.stream = 1;
     call.on_chunk = collect_chunk;
     rc = ak_model_call_start(&call, &model);
@@ -282,7 +272,7 @@ static void scripted_slowstream_waits_and_can_be_cancelled(void) {
     ak_json_doc_init(&d, NULL);
     clock_now = 0;
     chunks_seen[0] = 0;
-    ak_model_call_init(&call, &ctx, parse(&d, "{\"messages\":[" USER("slowstream") "]}"), &d);
+    ak_model_call_init(&call, &ctx, t_parse(&d, "{\"messages\":[" USER("slowstream") "]}"), &d);
     call.stream = 1;
     call.on_chunk = collect_chunk;
     CHECK_EQ(ak_model_call_start(&call, &model), AK_PENDING);
@@ -292,7 +282,7 @@ static void scripted_slowstream_waits_and_can_be_cancelled(void) {
     clock_now += 1000;
     CHECK_EQ(ak_model_call_poll(&call, 0), AK_OK);
     CHECK_STR(write_json(call.response), ANSWER("slow done"));
-    ak_model_call_init(&call, &ctx, parse(&d, "{\"messages\":[" USER("slowstream") "]}"), &d);
+    ak_model_call_init(&call, &ctx, t_parse(&d, "{\"messages\":[" USER("slowstream") "]}"), &d);
     CHECK_EQ(ak_model_call_start(&call, &model), AK_PENDING);
     ak_model_call_cancel(&call);
     CHECK_EQ(call.error.status, AK_STATUS_CANCELLED);

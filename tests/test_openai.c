@@ -4,21 +4,9 @@
    allocation failure; and end to end through the POSIX transport against a mock server
    (streamed and not, 429 with a retry delay on a fake clock, 401, insufficient_quota, a
    connection reset before and after the first chunk, non-blocking mode). */
-#include "test.h"
-#include "model_fixtures.h"
-#include "mockserver.h"
+#include "adapter_check.h"
 
 #define FIXTURES "tests/fixtures/openai"
-
-static ak_json *parse(ak_json_doc *d, const char *text) {
-    ak_json *v = NULL;
-    ak_error e;
-    if (ak_json_parse_value(d, text, strlen(text), NULL, &v, &e) != AK_OK) {
-        fprintf(stderr, "bad test JSON: %s\n%s\n", e.message, text);
-        abort();
-    }
-    return v;
-}
 
 /* ---- fixtures ----------------------------------------------------------------------------- */
 
@@ -28,48 +16,10 @@ static void fixtures_decode_the_same_however_cut(void) {
     CHECK_EQ(count, 30);
 }
 
-/* Decodes one fixture with an allocator failing its n-th allocation, for every n until one
-   run needs no failure: each run ends in the expected outcome or a clean out-of-memory
-   error, and frees everything. */
-static void fixture_survives_allocation_failures(const char *name, int stream) {
-    char path[256];
-    size_t len;
-    char *body, *want;
-    mf_case c;
-    long long n;
-    snprintf(path, sizeof path, FIXTURES "/%s", name);
-    body = mf_read(path, &len);
-    snprintf(path, sizeof path, FIXTURES "/%.*s.out", (int)(strrchr(name, '.') - name), name);
-    want = mf_read(path, NULL);
-    CHECK(body && want);
-    if (!body || !want) return;
-    memset(&c, 0, sizeof c);
-    c.adapter = ak_adapter_openai();
-    c.stream = stream;
-    c.body = body;
-    c.len = len;
-    for (n = 1; n < 5000; n++) {
-        t_alloc ta;
-        ak_buf out;
-        int rc;
-        ak_buf_init(&out, NULL);
-        rc = mf_run(&c, 7, 0, t_alloc_init(&ta, n), &out, NULL);
-        ak_buf_putc(&out, '\n');
-        CHECK_EQ(ta.live, 0);
-        if (rc != -1 && strcmp(out.ptr, want) != 0)
-            CHECK_MSG(strstr(out.ptr, "RESOURCE_EXHAUSTED") && strstr(out.ptr, "memory"), "fail_at %lld: %s", n, out.ptr);
-        ak_buf_free(&out);
-        if (ta.count < n) break; /* this run saw no failure: every allocation was tried */
-    }
-    CHECK(n < 5000);
-    free(body);
-    free(want);
-}
-
 static void decoding_survives_allocation_failures(void) {
-    fixture_survives_allocation_failures("tool_calls_parallel.sse", 1);
-    fixture_survives_allocation_failures("crlf_comments_reasoning.sse", 1);
-    fixture_survives_allocation_failures("tool_calls.json", 0);
+    ac_fixture_survives_alloc_failures("openai", "tool_calls_parallel.sse", 7);
+    ac_fixture_survives_alloc_failures("openai", "crlf_comments_reasoning.sse", 7);
+    ac_fixture_survives_alloc_failures("openai", "tool_calls.json", 7);
 }
 
 /* Decodes body with the decoder tweaked by `setup`; returns the rendered outcome. */
@@ -150,35 +100,7 @@ static void decoder_limits_hints_and_cancellation(void) {
 
 /* ---- request building ------------------------------------------------------------------------ */
 
-static char b_url[512], b_headers[1024], b_body[16384];
-static ak_error b_err;
-
-/* Builds `request` for the adapter; fills b_url, b_headers ("Name: value\n"...), b_body. */
-static ak_result build(const ak_adapter *a, const ak_provider_config *cfg, const char *request, int stream) {
-    ak_context ctx;
-    ak_json_doc d;
-    ak_model_call call;
-    ak_http_out out;
-    ak_result rc;
-    size_t i;
-    ak_context_init(&ctx, NULL);
-    ak_json_doc_init(&d, NULL);
-    ak_model_call_init(&call, &ctx, parse(&d, request), &d);
-    ak_http_out_init(&out, NULL);
-    ak_error_clear(&b_err);
-    b_url[0] = b_headers[0] = b_body[0] = 0;
-    rc = a->build(cfg, call.request, call.messages, call.message_count, stream, &out, &b_err);
-    if (rc == AK_OK) {
-        snprintf(b_url, sizeof b_url, "%s", out.url.ptr);
-        snprintf(b_body, sizeof b_body, "%s", out.body.ptr);
-        for (i = 0; i < out.header_count; i++) /* offsets into header_text until sealed */
-            snprintf(b_headers + strlen(b_headers), sizeof b_headers - strlen(b_headers), "%s: %s\n",
-                     out.header_text.ptr + (uintptr_t)out.headers[i].name, out.header_text.ptr + (uintptr_t)out.headers[i].value);
-    }
-    ak_http_out_free(&out);
-    ak_json_doc_free(&d);
-    return rc;
-}
+static ac_built built;
 
 static ak_provider_config config(const char *model, const char *base, const char *key, unsigned flags) {
     ak_provider_config c;
@@ -207,14 +129,14 @@ static ak_provider_config config(const char *model, const char *base, const char
 
 static void request_golden_full_conversation(void) {
     ak_provider_config cfg = config("gpt-4o-mini", NULL, "sk-test", 0);
-    CHECK_OK(build(ak_adapter_openai(), &cfg,
+    CHECK_OK(ac_build_text(&built, ak_adapter_openai(), &cfg,
                    "{" CONVERSATION "," TOOLS ",\"toolChoice\":\"required\",\"output\":{\"format\":\"json\",\"schema\":{\"type\":\"object\"}},"
                    "\"config\":{\"temperature\":0.2,\"maxOutputTokens\":512,\"topK\":3,\"topP\":1,\"stopSequences\":[\"\\n\\n\"],"
                    "\"seed\":7,\"apiKey\":\"leak\",\"frequency_penalty\":null}}",
                    1));
-    CHECK_STR(b_url, "https://api.openai.com/v1/chat/completions");
-    CHECK_STR(b_headers, "Content-Type: application/json\nAuthorization: Bearer sk-test\n");
-    CHECK_STR(b_body,
+    CHECK_STR(built.url, "https://api.openai.com/v1/chat/completions");
+    CHECK_STR(built.headers, "Content-Type: application/json\nAuthorization: Bearer sk-test\n");
+    CHECK_STR(built.body,
               "{\"model\":\"gpt-4o-mini\",\"messages\":["
               "{\"role\":\"system\",\"content\":\"You are terse.\"},"
               "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Weather in Paris?\"},"
@@ -235,49 +157,49 @@ static void request_golden_full_conversation(void) {
               "\"temperature\":0.2,\"max_completion_tokens\":512,\"top_p\":1,\"stop\":[\"\\n\\n\"],\"seed\":7,"
               "\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     /* not streaming: no stream fields; the API key never goes into a body */
-    CHECK_OK(build(ak_adapter_openai(), &cfg, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],"
+    CHECK_OK(ac_build_text(&built, ak_adapter_openai(), &cfg, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],"
                                               "\"config\":{\"apiKey\":\"leak\"}}", 0));
-    CHECK_STR(b_body, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    CHECK_STR(built.body, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
 }
 
 static void request_compatible_server_flags(void) {
     ak_provider_config cfg = config("qwen", "http://127.0.0.1:8080/v1//", NULL,
                                     AK_OPENAI_MAX_TOKENS | AK_OPENAI_DEVELOPER_ROLE | AK_OPENAI_NO_STREAM_OPTIONS | AK_OPENAI_TOP_K);
-    CHECK_OK(build(ak_adapter_openai(), &cfg,
+    CHECK_OK(ac_build_text(&built, ak_adapter_openai(), &cfg,
                    "{\"messages\":[{\"role\":\"system\",\"content\":[{\"text\":\"s\"}]},{\"role\":\"user\",\"content\":[]}],"
                    "\"config\":{\"maxOutputTokens\":9,\"topK\":4,\"version\":\"qwen-2\",\"reasoning_effort\":\"low\","
                    "\"stream\":false,\"model\":\"x\",\"response_format\":{\"type\":\"text\"}},"
                    "\"output\":{\"format\":\"json\"},\"tools\":[],\"toolChoice\":\"none\"}",
                    1));
-    CHECK_STR(b_url, "http://127.0.0.1:8080/v1/chat/completions");
-    CHECK_STR(b_headers, "Content-Type: application/json\n"); /* no key: no Authorization */
+    CHECK_STR(built.url, "http://127.0.0.1:8080/v1/chat/completions");
+    CHECK_STR(built.headers, "Content-Type: application/json\n"); /* no key: no Authorization */
     /* pass-through keys replace what the adapter built (response_format), except the
        adapter's own model, messages and stream */
-    CHECK_STR(b_body, "{\"model\":\"qwen-2\",\"messages\":[{\"role\":\"developer\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"\"}],"
+    CHECK_STR(built.body, "{\"model\":\"qwen-2\",\"messages\":[{\"role\":\"developer\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"\"}],"
                       "\"response_format\":{\"type\":\"text\"},\"max_tokens\":9,\"top_k\":4,\"reasoning_effort\":\"low\",\"stream\":true}");
 }
 
 static void request_media_kinds(void) {
     ak_provider_config cfg = config("gpt-4o", NULL, "k", 0);
-    CHECK_OK(build(ak_adapter_openai(), &cfg,
+    CHECK_OK(ac_build_text(&built, ak_adapter_openai(), &cfg,
                    "{\"messages\":[{\"role\":\"user\",\"content\":[{\"media\":{\"url\":\"data:application/pdf;base64,JVBER\"}},"
                    "{\"media\":{\"url\":\"data:audio/wav;base64,UklGR\"}},{\"media\":{\"url\":\"data:audio/mpeg;base64,SUQz\"}},"
                    "{\"media\":{\"url\":\"data:;base64,AAAA\",\"contentType\":\"image/webp\"}}]}]}",
                    0));
-    CHECK_STR(b_body, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":["
+    CHECK_STR(built.body, "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":["
                       "{\"type\":\"file\",\"file\":{\"filename\":\"document.pdf\",\"file_data\":\"data:application/pdf;base64,JVBER\"}},"
                       "{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"UklGR\",\"format\":\"wav\"}},"
                       "{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"SUQz\",\"format\":\"mp3\"}},"
                       "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:;base64,AAAA\"}}]}]}");
-    CHECK_EQ(build(ak_adapter_openai(), &cfg,
+    CHECK_EQ(ac_build_text(&built, ak_adapter_openai(), &cfg,
                    "{\"messages\":[{\"role\":\"user\",\"content\":[{\"media\":{\"url\":\"https://x/a.pdf\",\"contentType\":\"application/pdf\"}}]}]}", 0),
              AK_ERR_INVALID_ARGUMENT);
-    CHECK_STR(b_err.message, "messages[0].content[0]: openai takes images, and PDFs or wav/mp3 audio as base64 data URLs, "
+    CHECK_STR(built.err.message, "messages[0].content[0]: openai takes images, and PDFs or wav/mp3 audio as base64 data URLs, "
                              "not application/pdf URLs");
-    CHECK_EQ(build(ak_adapter_openai(), &cfg,
+    CHECK_EQ(ac_build_text(&built, ak_adapter_openai(), &cfg,
                    "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"a\"},{\"media\":{\"url\":\"data:text/plain;base64,aGk=\"}}]}]}", 0),
              AK_ERR_INVALID_ARGUMENT);
-    CHECK_STR(b_err.message, "messages[0].content[1]: openai takes images, and PDFs or wav/mp3 audio as base64 data URLs, not text/plain");
+    CHECK_STR(built.err.message, "messages[0].content[1]: openai takes images, and PDFs or wav/mp3 audio as base64 data URLs, not text/plain");
 }
 
 static void request_refuses_bad_input(void) {
@@ -299,229 +221,145 @@ static void request_refuses_bad_input(void) {
     };
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK_EQ(build(ak_adapter_openai(), &cfg, cases[i].request, 0), AK_ERR_INVALID_ARGUMENT);
-        CHECK_STR(b_err.message, cases[i].message);
+        CHECK_EQ(ac_build_text(&built, ak_adapter_openai(), &cfg, cases[i].request, 0), AK_ERR_INVALID_ARGUMENT);
+        CHECK_STR(built.err.message, cases[i].message);
     }
     cfg.model = NULL;
-    CHECK_EQ(build(ak_adapter_openai(), &cfg, "{\"messages\":[]}", 0), AK_ERR_INVALID_ARGUMENT);
-    CHECK_STR(b_err.message, "no model id configured");
+    CHECK_EQ(ac_build_text(&built, ak_adapter_openai(), &cfg, "{\"messages\":[]}", 0), AK_ERR_INVALID_ARGUMENT);
+    CHECK_STR(built.err.message, "no model id configured");
     /* a tool choice without tools is not sent (the API rejects it) */
     cfg.model = "m";
-    CHECK_OK(build(ak_adapter_openai(), &cfg, "{\"messages\":[],\"toolChoice\":\"auto\"}", 0));
-    CHECK_STR(b_body, "{\"model\":\"m\",\"messages\":[]}");
+    CHECK_OK(ac_build_text(&built, ak_adapter_openai(), &cfg, "{\"messages\":[],\"toolChoice\":\"auto\"}", 0));
+    CHECK_STR(built.body, "{\"model\":\"m\",\"messages\":[]}");
 }
 
 static void request_building_survives_allocation_failures(void) {
     ak_provider_config cfg = config("gpt-4o-mini", NULL, "sk-test", 0);
-    ak_json_doc d;
-    ak_context ctx;
-    ak_model_call call;
-    long long n;
-    ak_context_init(&ctx, NULL);
-    ak_json_doc_init(&d, NULL);
-    ak_model_call_init(&call, &ctx, parse(&d, "{" CONVERSATION "," TOOLS ",\"config\":{\"temperature\":1}}"), &d);
-    for (n = 1; n < 2000; n++) {
-        t_alloc ta;
-        ak_http_out out;
-        ak_error e;
-        ak_result rc;
-        ak_http_out_init(&out, t_alloc_init(&ta, n));
-        rc = ak_adapter_openai()->build(&cfg, call.request, call.messages, call.message_count, 1, &out, &e);
-        CHECK(rc == AK_OK || (rc == AK_ERR_OUT_OF_MEMORY && strcmp(e.message, "out of memory") == 0));
-        if (rc == AK_OK) CHECK(out.body.len > 500 && !out.url.err && !out.header_text.err);
-        ak_http_out_free(&out);
-        CHECK_EQ(ta.live, 0);
-        if (ta.count < n) break;
-    }
-    CHECK(n < 2000);
-    ak_json_doc_free(&d);
+    ac_build_survives_alloc_failures(ak_adapter_openai(), &cfg, "{" CONVERSATION "," TOOLS ",\"config\":{\"temperature\":1}}", 500);
 }
 
 /* ---- end to end over the POSIX transport ------------------------------------------------------- */
 
 #define E2E_REQUEST "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Hello\"}]}],\"config\":{\"temperature\":0}}"
 
-/* The fixture's body, and its expected .out (without the newline) and .chunks. */
-typedef struct fixture {
-    char *body, *out, *chunks;
-    size_t len;
-} fixture;
-
-static void fixture_load(fixture *f, const char *name) {
-    char path[256];
-    const char *dot = strrchr(name, '.');
-    snprintf(path, sizeof path, FIXTURES "/%s", name);
-    f->body = mf_read(path, &f->len);
-    snprintf(path, sizeof path, FIXTURES "/%.*s.out", (int)(dot - name), name);
-    f->out = mf_read(path, NULL);
-    snprintf(path, sizeof path, FIXTURES "/%.*s.chunks", (int)(dot - name), name);
-    f->chunks = mf_read(path, NULL);
-    if (!f->body || !f->out || !f->chunks) {
-        fprintf(stderr, "missing fixture %s\n", name);
-        abort();
-    }
-    f->out[strlen(f->out) - 1] = 0;
-}
-
-static void fixture_free(fixture *f) {
-    free(f->body);
-    free(f->out);
-    free(f->chunks);
-}
-
-static const char *outcome(const ak_model_call *call) {
-    ak_buf b;
-    ak_buf_init_fixed(&b, rendered, sizeof rendered);
-    mf_render_call(call, &b);
-    return rendered;
+/* The OpenAI API on the mock server: under /v1, key sk-test. */
+static ac_endpoint openai_at(const char *model, int nonblocking) {
+    ac_endpoint ep;
+    memset(&ep, 0, sizeof ep);
+    ep.adapter = ak_adapter_openai();
+    ep.model = model;
+    ep.api_key = "sk-test";
+    ep.base_path = "/v1";
+    ep.nonblocking = nonblocking;
+    return ep;
 }
 
 static void e2e_streams_and_records_the_request(int nonblocking) {
+    ac_endpoint ep = openai_at("gpt-4o-mini", nonblocking);
     mock_response r[1];
-    mock_server m;
-    mf_e2e e;
-    fixture f;
-    ak_model_call call;
-    ak_json_doc doc;
-    char base[96];
-    fixture_load(&f, "tool_calls_parallel.sse");
+    ac_mock_call mc;
+    ac_files f;
+    ac_files_load(&f, "openai", "tool_calls_parallel.sse");
     memset(r, 0, sizeof r);
     r[0].content_type = "text/event-stream";
     r[0].body = f.body;
     r[0].chunked = 1;
     r[0].piece = 7;
     r[0].delay_ms = nonblocking; /* drip-fed: the non-blocking pump sees partial events */
-    CHECK(mock_start(&m, r, 1) == 0);
-    snprintf(base, sizeof base, "%s/v1", m.url);
-    CHECK(mf_e2e_init(&e, ak_adapter_openai(), "gpt-4o-mini", base, "sk-test", nonblocking) == 0);
-    ak_json_doc_init(&doc, NULL);
-    mf_e2e_call(&e, E2E_REQUEST, 1, 3, &call, &doc);
-    CHECK_STR(outcome(&call), f.out);
-    CHECK_STR(e.chunks.ptr, f.chunks);
-    CHECK_EQ(call.attempts, 1);
-    mock_stop(&m);
-    CHECK_EQ(m.count, 1);
-    if (m.count == 1) {
-        CHECK_STR(m.req[0].method, "POST");
-        CHECK_STR(m.req[0].path, "/v1/chat/completions");
-        CHECK_STR(mock_header(&m.req[0], "authorization"), "Bearer sk-test");
-        CHECK_STR(mock_header(&m.req[0], "content-type"), "application/json");
-        CHECK_STR(m.req[0].body, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],"
-                                 "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    ac_mock_call_run(&mc, &ep, r, 1, E2E_REQUEST, 1);
+    CHECK_STR(mc.out, f.out);
+    CHECK_STR(mc.chunks, f.chunks);
+    CHECK_EQ(mc.attempts, 1);
+    CHECK_EQ(mc.served, 1);
+    if (mc.served == 1) {
+        const mock_request *q = &mc.m.req[0];
+        CHECK_STR(q->method, "POST");
+        CHECK_STR(q->path, "/v1/chat/completions");
+        CHECK_STR(mock_header(q, "authorization"), "Bearer sk-test");
+        CHECK_STR(mock_header(q, "content-type"), "application/json");
+        CHECK_STR(q->body, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],"
+                           "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     }
-    mock_free(&m);
-    mf_e2e_free(&e);
-    ak_json_doc_free(&doc);
-    fixture_free(&f);
+    mock_free(&mc.m);
+    ac_files_free(&f);
 }
 
 static void e2e_streaming_blocking(void) { e2e_streams_and_records_the_request(0); }
 static void e2e_streaming_nonblocking(void) { e2e_streams_and_records_the_request(1); }
 
 static void e2e_not_streaming(void) {
+    ac_endpoint ep = openai_at("gpt-4o", 0);
     mock_response r[1];
-    mock_server m;
-    mf_e2e e;
-    fixture f;
-    ak_model_call call;
-    ak_json_doc doc;
-    char base[96];
-    fixture_load(&f, "tool_calls.json");
+    ac_mock_call mc;
+    ac_files f;
+    ac_files_load(&f, "openai", "tool_calls.json");
     memset(r, 0, sizeof r);
     r[0].body = f.body;
-    CHECK(mock_start(&m, r, 1) == 0);
-    snprintf(base, sizeof base, "%s/v1", m.url);
-    CHECK(mf_e2e_init(&e, ak_adapter_openai(), "gpt-4o", base, "sk-test", 0) == 0);
-    ak_json_doc_init(&doc, NULL);
-    mf_e2e_call(&e, E2E_REQUEST, 0, 3, &call, &doc);
-    CHECK_STR(outcome(&call), f.out);
-    CHECK_STR(e.chunks.ptr ? e.chunks.ptr : "", "");
-    mock_stop(&m);
-    CHECK_EQ(m.count, 1);
-    if (m.count == 1) CHECK(strstr(m.req[0].body, "\"stream\"") == NULL);
-    mock_free(&m);
-    mf_e2e_free(&e);
-    ak_json_doc_free(&doc);
-    fixture_free(&f);
+    ac_mock_call_run(&mc, &ep, r, 1, E2E_REQUEST, 0);
+    CHECK_STR(mc.out, f.out);
+    CHECK_STR(mc.chunks, "");
+    CHECK_EQ(mc.served, 1);
+    if (mc.served == 1) CHECK(strstr(mc.m.req[0].body, "\"stream\"") == NULL);
+    mock_free(&mc.m);
+    ac_files_free(&f);
 }
 
-/* Serves `first` and then the text stream; returns the outcome, attempts, requests served
-   and the fake time slept. */
-static const char *e2e_after(const mock_response *first, int *attempts, size_t *served, int64_t *slept) {
+/* Serves `first` and then the text stream (whose outcome a call that succeeds must give);
+   mc gets the outcome, attempts, requests served and fake time slept. Returns mc->out. */
+static const char *e2e_after(const mock_response *first, ac_mock_call *mc) {
+    ac_endpoint ep = openai_at("gpt-4o-mini", 0);
     mock_response r[2];
-    mock_server m;
-    mf_e2e e;
-    fixture f;
-    ak_model_call call;
-    ak_json_doc doc;
-    char base[96];
-    fixture_load(&f, "text_stream.sse");
+    ac_files f;
+    ac_files_load(&f, "openai", "text_stream.sse");
     r[0] = *first;
     memset(&r[1], 0, sizeof r[1]);
     r[1].content_type = "text/event-stream";
     r[1].body = f.body;
-    if (mock_start(&m, r, 2) != 0) abort();
-    snprintf(base, sizeof base, "%s/v1", m.url);
-    CHECK(mf_e2e_init(&e, ak_adapter_openai(), "gpt-4o-mini", base, "sk-test", 0) == 0);
-    ak_json_doc_init(&doc, NULL);
-    mf_e2e_call(&e, E2E_REQUEST, 1, 3, &call, &doc);
-    outcome(&call);
-    if (call.state == AK_CALL_DONE) CHECK_STR(rendered, f.out);
-    *attempts = call.attempts;
-    *slept = e.slept;
-    mock_stop(&m);
-    *served = m.count;
-    mock_free(&m);
-    mf_e2e_free(&e);
-    ak_json_doc_free(&doc);
-    fixture_free(&f);
-    return rendered;
+    ac_mock_call_run(mc, &ep, r, 2, E2E_REQUEST, 1);
+    if (mc->done) CHECK_STR(mc->out, f.out);
+    mock_free(&mc->m);
+    ac_files_free(&f);
+    return mc->out;
 }
 
 static void e2e_rate_limit_waits_the_hinted_delay(void) {
     mock_response r;
-    int attempts;
-    size_t served;
-    int64_t slept;
+    ac_mock_call mc;
     memset(&r, 0, sizeof r);
     r.status = 429;
     r.headers = "retry-after: 9\r\nretry-after-ms: 2000\r\n";
     r.body = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"tokens\",\"code\":\"rate_limit_exceeded\"}}";
-    e2e_after(&r, &attempts, &served, &slept);
-    CHECK(strstr(rendered, "\"finishReason\":\"stop\"") != NULL);
-    CHECK_EQ(attempts, 2);
-    CHECK_EQ(served, 2);
-    CHECK_EQ(slept, 2000); /* retry-after-ms wins over retry-after, through the retry policy */
+    e2e_after(&r, &mc);
+    CHECK(strstr(mc.out, "\"finishReason\":\"stop\"") != NULL);
+    CHECK_EQ(mc.attempts, 2);
+    CHECK_EQ(mc.served, 2);
+    CHECK_EQ(mc.slept, 2000); /* retry-after-ms wins over retry-after, through the retry policy */
 }
 
 static void e2e_unauthenticated_is_not_retried(void) {
     mock_response r;
-    int attempts;
-    size_t served;
-    int64_t slept;
+    ac_mock_call mc;
     memset(&r, 0, sizeof r);
     r.status = 401;
     r.body = "{\"error\":{\"message\":\"Incorrect API key provided: sk-test.\",\"type\":\"invalid_request_error\","
              "\"param\":null,\"code\":\"invalid_api_key\"}}";
-    CHECK_STR(e2e_after(&r, &attempts, &served, &slept),
+    CHECK_STR(e2e_after(&r, &mc),
               "{\"error\":{\"status\":\"UNAUTHENTICATED\",\"message\":\"openai HTTP 401: Incorrect API key provided: sk-test.\"}}");
-    CHECK_EQ(attempts, 1);
-    CHECK_EQ(served, 1);
-    CHECK_EQ(slept, 0);
+    CHECK_EQ(mc.attempts, 1);
+    CHECK_EQ(mc.served, 1);
+    CHECK_EQ(mc.slept, 0);
     /* out of quota: a 429 that waiting does not fix */
     r.status = 429;
     r.body = "{\"error\":{\"message\":\"You exceeded your current quota.\",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\"}}";
-    CHECK_STR(e2e_after(&r, &attempts, &served, &slept),
+    CHECK_STR(e2e_after(&r, &mc),
               "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\",\"message\":\"openai HTTP 429: You exceeded your current quota.\"}}");
-    CHECK_EQ(attempts, 1);
-    CHECK_EQ(served, 1);
+    CHECK_EQ(mc.attempts, 1);
+    CHECK_EQ(mc.served, 1);
 }
 
 static void e2e_connection_resets(void) {
     mock_response r;
-    int attempts;
-    size_t served;
-    int64_t slept;
+    ac_mock_call mc;
     /* reset before a byte of the stream: retried with backoff (500 ms, no hint) */
     memset(&r, 0, sizeof r);
     r.content_type = "text/event-stream";
@@ -529,16 +367,16 @@ static void e2e_connection_resets(void) {
     r.chunked = 1;
     r.reset = 1;
     r.reset_at = 0;
-    e2e_after(&r, &attempts, &served, &slept);
-    CHECK(strstr(rendered, "\"finishReason\":\"stop\"") != NULL);
-    CHECK_EQ(attempts, 2);
-    CHECK_EQ(served, 2);
-    CHECK(slept >= 250 && slept <= 500);
+    e2e_after(&r, &mc);
+    CHECK(strstr(mc.out, "\"finishReason\":\"stop\"") != NULL);
+    CHECK_EQ(mc.attempts, 2);
+    CHECK_EQ(mc.served, 2);
+    CHECK(mc.slept >= 250 && mc.slept <= 500);
     /* reset after a chunk reached the caller: never retried, the caller saw output */
     r.reset_at = strlen(r.body);
-    CHECK(strstr(e2e_after(&r, &attempts, &served, &slept), "\"status\":\"UNAVAILABLE\"") != NULL);
-    CHECK_EQ(attempts, 1);
-    CHECK_EQ(served, 1);
+    CHECK(strstr(e2e_after(&r, &mc), "\"status\":\"UNAVAILABLE\"") != NULL);
+    CHECK_EQ(mc.attempts, 1);
+    CHECK_EQ(mc.served, 1);
 }
 
 int main(void) {

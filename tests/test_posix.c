@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #ifdef __linux__
@@ -31,6 +32,15 @@ static void sleep_ms(int ms) {
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (long)(ms % 1000) * 1000000L;
     nanosleep(&ts, NULL);
+}
+
+/* Closes fd so that the peer sees a reset (RST), not an orderly end. */
+static void close_with_reset(int fd) {
+    struct linger l;
+    l.l_onoff = 1;
+    l.l_linger = 0;
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
 }
 
 /* ---- children ------------------------------------------------------------------------------ */
@@ -66,17 +76,34 @@ static void forget_child(pid_t pid) {
         if (children[i] == pid) children[i] = 0;
 }
 
-/* ---- a context that counts memory ------------------------------------------------------------- */
+/* ---- a context that counts memory, keeps its log and has a clock the test moves ------------------ */
 
 typedef struct env {
     t_alloc ta;
     ak_context ctx;
+    long long skew;            /* added to the monotonic clock */
+    char log[4096];            /* every message, one per line (truncated when full) */
 } env;
 
+static int64_t env_mono(void *ud) { return now_ms() + ((env *)ud)->skew; }
+
+static void env_log(void *ud, ak_log_level level, const char *msg) {
+    env *e = (env *)ud;
+    size_t n = strlen(e->log);
+    (void)level;
+    snprintf(e->log + n, sizeof e->log - n, "%s\n", msg);
+}
+
+/* e must stay where it is while its context is used. */
 static void env_init(env *e, long long fail_at) {
     ak_context_desc d;
     memset(&d, 0, sizeof d);
+    e->skew = 0;
+    e->log[0] = 0;
     d.allocator = *t_alloc_init(&e->ta, fail_at);
+    d.mono_ms = env_mono;
+    d.log = env_log;
+    d.user_data = e;
     ak_context_init(&e->ctx, &d);
 }
 
@@ -163,15 +190,10 @@ static void child_run(int lfd, const step *s, int report) {
             close(fd);
             fd = -1;
             break;
-        case S_RESET: {
-            struct linger l;
-            l.l_onoff = 1;
-            l.l_linger = 0;
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-            close(fd);
+        case S_RESET:
+            close_with_reset(fd);
             fd = -1;
             break;
-        }
         case S_DRAIN: { /* read and drop for s->ms, so closing sends no reset */
             long long end = now_ms() + s->ms;
             char tmp[65536];
@@ -249,6 +271,7 @@ typedef struct tsink {
     size_t body_len;
     long long first_body_ms;
     long long took_ms;         /* how long a blocking start() took */
+    size_t idle_after;         /* idle connections the transport kept afterwards */
     ak_transport *cancel_on_body; /* cancels its own request from on_body */
     void *handle;
     int stop_on_body;
@@ -345,6 +368,7 @@ static void blocking_exchange(const step *script, const char *method, const char
     s->took_ms = now_ms() - s->took_ms;
     CHECK_EQ(s->done, 1); /* blocking: everything happened inside start */
     CHECK_EQ(ak_posix_transport_pending(&t), 0);
+    s->idle_after = ak_posix_transport_idle(&t);
     ak_posix_transport_free(&t);
     CHECK_EQ(e.ta.live, 0);
     if (received) scripted_finish(&sv, received, cap);
@@ -365,8 +389,9 @@ static void blocking_content_length_response(void) {
     CHECK_STR(s.headers, "Content-Length=5;X-Id=7;");
     CHECK_STR(s.body, "hello");
     CHECK_EQ(s.calls_after_done, 0);
+    CHECK_EQ(s.idle_after, 1);
     CHECK(strstr(got, "POST /v1/x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:") == got);
-    CHECK(strstr(got, "\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{\"q\":1}") != NULL);
+    CHECK(strstr(got, "\r\nContent-Length: 7\r\n\r\n{\"q\":1}") != NULL); /* keep-alive: no Connection */
 }
 
 static void blocking_chunked_and_close_delimited_responses(void) {
@@ -452,6 +477,7 @@ static void an_early_answer_beats_a_big_upload(void) {
     CHECK_EQ(s.rc, AK_OK);
     CHECK_EQ(s.status, 413);
     CHECK_STR(s.body, "big");
+    CHECK_EQ(s.idle_after, 0); /* the upload never finished: the connection cannot carry another */
 }
 
 static void connect_failures_say_why(void) {
@@ -714,6 +740,559 @@ static void transport_fails_cleanly_without_memory(void) {
     CHECK(saw_ok && saw_fail);
 }
 
+/* ---- keep-alive: a forked server that answers by path and counts in shared memory ---------------- */
+
+typedef struct ka_stats {
+    int accepts;               /* connections accepted */
+    int requests;              /* requests read (also those answered by a reset) */
+    int client_closes;         /* connections the client closed */
+    char last[2048];           /* the last request, head and body */
+} ka_stats;
+
+typedef struct ka_server {
+    int port;
+    pid_t pid;
+    volatile ka_stats *st;     /* written by the child, read by the test */
+} ka_server;
+
+enum { KA_KEEP, KA_CLOSE, KA_ARM, KA_RESET };
+
+/* What each path gets; HEAD gets a Content-Length without a body. After KA_ARM the next
+   request on that connection is read and answered with a reset. */
+static const struct ka_route {
+    const char *path, *response;
+    int then;
+} ka_routes[] = {
+    {"/cl", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KA_KEEP},
+    {"/chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", KA_KEEP},
+    {"/204", "HTTP/1.1 204 No Content\r\n\r\n", KA_KEEP},
+    {"/304", "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", KA_KEEP},
+    {"/http10ka", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", KA_KEEP},
+    {"/half", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf ", KA_KEEP},
+    {"/junk", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK", KA_KEEP},
+    {"/close", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", KA_CLOSE},
+    {"/eof", "HTTP/1.1 200 OK\r\n\r\nok", KA_CLOSE},
+    {"/http10", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", KA_CLOSE},
+    {"/drop", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KA_CLOSE},
+    {"/arm", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KA_ARM},
+    {"/reset", NULL, KA_RESET},
+};
+
+#define KA_CONNS 16
+
+typedef struct ka_conn {
+    int fd, armed;
+    size_t n;
+    char buf[8192];
+} ka_conn;
+
+static void ka_send(int fd, const char *text) {
+    size_t off = 0, len = strlen(text);
+    while (off < len) {
+        ssize_t w = send(fd, text + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        off += (size_t)w;
+    }
+}
+
+/* Answers one request; 1 when that closed the connection. */
+static int ka_answer(ka_conn *c, const char *req) {
+    char method[16] = "", path[64] = "";
+    size_t i;
+    sscanf(req, "%15s %63s", method, path);
+    if (c->armed) {
+        close_with_reset(c->fd);
+        return 1;
+    }
+    if (!strcmp(method, "HEAD")) {
+        ka_send(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+        return 0;
+    }
+    for (i = 0; i < sizeof ka_routes / sizeof ka_routes[0]; i++) {
+        const struct ka_route *r = &ka_routes[i];
+        if (strcmp(path, r->path) != 0) continue;
+        if (r->then == KA_RESET) {
+            close_with_reset(c->fd);
+            return 1;
+        }
+        ka_send(c->fd, r->response);
+        c->armed = r->then == KA_ARM;
+        if (r->then == KA_CLOSE) close(c->fd);
+        return r->then == KA_CLOSE;
+    }
+    ka_send(c->fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    return 0;
+}
+
+/* Serves every complete request in c->buf; 1 when the connection was closed. */
+static int ka_serve(ka_conn *c, volatile ka_stats *st) {
+    for (;;) {
+        size_t he = head_end(c->buf, c->n), len;
+        const char *cl;
+        int closed;
+        if (!he) return 0;
+        c->buf[he - 1] = 0; /* for the searches below; restored after */
+        cl = strstr(c->buf, "Content-Length: ");
+        len = he + (cl ? (size_t)atol(cl + 16) : 0);
+        c->buf[he - 1] = '\n';
+        if (c->n < len) return 0;
+        memcpy((char *)st->last, c->buf, len < sizeof st->last - 1 ? len : sizeof st->last - 1);
+        st->last[len < sizeof st->last - 1 ? len : sizeof st->last - 1] = 0;
+        st->requests++;
+        c->buf[he - 1] = 0;
+        closed = ka_answer(c, c->buf);
+        memmove(c->buf, c->buf + len, c->n - len);
+        c->n -= len;
+        if (closed) return 1;
+    }
+}
+
+static void ka_child(int lfd, volatile ka_stats *st) {
+    static ka_conn conns[KA_CONNS];
+    struct pollfd p[KA_CONNS + 1];
+    int i;
+    alarm(20);
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    for (i = 0; i < KA_CONNS; i++) conns[i].fd = -1;
+    for (;;) {
+        p[0].fd = lfd;
+        p[0].events = POLLIN;
+        for (i = 0; i < KA_CONNS; i++) {
+            p[i + 1].fd = conns[i].fd;
+            p[i + 1].events = POLLIN;
+        }
+        if (poll(p, KA_CONNS + 1, -1) < 0) continue;
+        if (p[0].revents & POLLIN) {
+            int fd = accept(lfd, NULL, NULL);
+            for (i = 0; fd >= 0 && i < KA_CONNS && conns[i].fd >= 0; i++) {
+            }
+            if (fd >= 0 && i < KA_CONNS) {
+                conns[i].fd = fd, conns[i].armed = 0, conns[i].n = 0;
+                st->accepts++;
+            } else if (fd >= 0) {
+                close(fd);
+            }
+        }
+        for (i = 0; i < KA_CONNS; i++) {
+            ka_conn *c = &conns[i];
+            ssize_t r;
+            if (c->fd < 0 || !p[i + 1].revents || p[i + 1].fd != c->fd) continue;
+            r = read(c->fd, c->buf + c->n, sizeof c->buf - 1 - c->n);
+            if (r <= 0) {
+                st->client_closes++;
+                close(c->fd);
+                c->fd = -1;
+                continue;
+            }
+            c->n += (size_t)r;
+            if (ka_serve(c, st)) c->fd = -1;
+        }
+    }
+}
+
+static void ka_start(ka_server *sv) {
+    int lfd = listen_local(&sv->port);
+    void *mem = mmap(NULL, sizeof(ka_stats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    sv->pid = -1;
+    sv->st = NULL;
+    if (lfd < 0 || mem == MAP_FAILED) return;
+    memset(mem, 0, sizeof(ka_stats));
+    sv->st = (volatile ka_stats *)mem;
+    sv->pid = fork();
+    if (sv->pid == 0) ka_child(lfd, sv->st);
+    close(lfd);
+    children[nchildren++] = sv->pid;
+}
+
+static void ka_stop(ka_server *sv) {
+    if (sv->pid > 0) {
+        kill(sv->pid, SIGKILL);
+        waitpid(sv->pid, NULL, 0);
+        forget_child(sv->pid);
+    }
+    if (sv->st) munmap((void *)sv->st, sizeof(ka_stats));
+    sv->st = NULL;
+}
+
+/* The server noticed `want` client closes (they arrive a little after the client closes). */
+static int ka_closes(ka_server *sv, int want) {
+    long long end = now_ms() + 2000LL * slow;
+    while (sv->st->client_closes < want && now_ms() < end) sleep_ms(2);
+    return sv->st->client_closes;
+}
+
+/* One request through t (either mode) to sv: the sink's result, or start()'s failure. */
+static ak_result ka_request(ak_posix_transport *t, ka_server *sv, const char *method, const char *path,
+                            const char *body, tsink *s) {
+    char url[128];
+    ak_http_request req;
+    ak_result rc;
+    url_of(url, sizeof url, sv->port, path);
+    ts_init(s);
+    req = mkreq(method, url, body, 3000 * slow);
+    rc = t->transport.start(t->transport.ud, &req, &s->sink, &s->handle);
+    if (rc != AK_OK) return rc;
+    if (t->desc.nonblocking) tr_wait(t, s, 3000);
+    CHECK_EQ(s->done, 1);
+    return s->rc;
+}
+
+static void ka_transport(ak_posix_transport *t, env *e, int nonblocking, int max_idle) {
+    ak_posix_transport_desc d;
+    memset(&d, 0, sizeof d);
+    d.ctx = &e->ctx;
+    d.nonblocking = nonblocking;
+    d.connect_timeout_ms = 2000 * slow;
+    d.max_idle = max_idle;
+    CHECK_OK(ak_posix_transport_init(t, &d, NULL));
+}
+
+/* A fresh environment, a server and a transport to it, for one test. */
+static void ka_begin(env *e, ka_server *sv, ak_posix_transport *t, int nonblocking, int max_idle) {
+    env_init(e, 0);
+    ka_start(sv);
+    ka_transport(t, e, nonblocking, max_idle);
+}
+
+/* Frees the transport (which must leave nothing allocated) and stops the server. */
+static void ka_end(env *e, ka_server *sv, ak_posix_transport *t) {
+    ak_posix_transport_free(t);
+    CHECK_EQ(e->ta.live, 0);
+    ka_stop(sv);
+}
+
+static void sequential_requests_share_one_connection(void) {
+    static const char *const paths[] = {"/chunked", "/204", "/304", "/http10ka", "/cl"};
+    int mode;
+    for (mode = 0; mode < 2; mode++) {
+        env e;
+        ak_posix_transport t;
+        ka_server sv;
+        tsink s;
+        size_t i;
+        ka_begin(&e, &sv, &t, mode, 0);
+        for (i = 0; i < 5; i++) {
+            CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+            CHECK_STR(s.body, "ok");
+            CHECK_EQ(ak_posix_transport_idle(&t), 1);
+            CHECK_EQ(ak_posix_transport_pending(&t), 0); /* idle connections are not requests */
+        }
+        CHECK_EQ(ka_request(&t, &sv, "POST", "/cl", "{\"n\":6}", &s), AK_OK);
+        CHECK(strstr((const char *)sv.st->last, "\r\n\r\n{\"n\":6}") != NULL);
+        CHECK(strstr((const char *)sv.st->last, "Connection") == NULL); /* HTTP/1.1's default: keep-alive */
+        CHECK_EQ(ka_request(&t, &sv, "HEAD", "/x", NULL, &s), AK_OK);
+        CHECK_EQ(s.body_len, 0);
+        for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            CHECK_MSG(ka_request(&t, &sv, "GET", paths[i], NULL, &s) == AK_OK, "%s: %s", paths[i], s.msg);
+            CHECK_STR(s.body, strcmp(paths[i], "/204") && strcmp(paths[i], "/304") ? "ok" : "");
+        }
+        CHECK_EQ(sv.st->requests, 12);
+        CHECK_EQ(sv.st->accepts, 1);
+        CHECK_EQ(sv.st->client_closes, 0);
+        CHECK_EQ(ak_posix_transport_idle(&t), 1);
+        ak_posix_transport_free(&t); /* closes the idle connection */
+        CHECK_EQ(ak_posix_transport_idle(&t), 0);
+        CHECK_EQ(ka_closes(&sv, 1), 1);
+        CHECK_EQ(e.ta.live, 0);
+        ka_stop(&sv);
+    }
+}
+
+static void responses_that_end_the_connection_are_not_reused(void) {
+    static const char *const paths[] = {"/close", "/eof", "/http10", "/junk"};
+    size_t i;
+    for (i = 0; i <= sizeof paths / sizeof paths[0]; i++) {
+        env e;
+        ak_posix_transport t;
+        ka_server sv;
+        tsink s;
+        ka_begin(&e, &sv, &t, (int)(i % 2), 0);
+        if (i < sizeof paths / sizeof paths[0]) {
+            CHECK_EQ(ka_request(&t, &sv, "GET", paths[i], NULL, &s), AK_OK);
+        } else { /* the caller's own "Connection: close" */
+            char url[128];
+            ak_http_request req;
+            ak_header h;
+            h.name = "Connection";
+            h.value = "close";
+            url_of(url, sizeof url, sv.port, "/cl");
+            req = mkreq("GET", url, NULL, 3000);
+            req.headers = &h;
+            req.header_count = 1;
+            ts_init(&s);
+            CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, NULL));
+            tr_wait(&t, &s, 3000);
+            CHECK_EQ(s.rc, AK_OK);
+            CHECK(strstr((const char *)sv.st->last, "\r\nConnection: close\r\n") != NULL);
+        }
+        CHECK_STR(s.body, "ok");
+        CHECK_MSG(ak_posix_transport_idle(&t) == 0, "%s", i < 4 ? paths[i] : "Connection: close");
+        CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+        CHECK_EQ(sv.st->accepts, 2);
+        ka_end(&e, &sv, &t);
+    }
+}
+
+/* The server closes each connection after its response, without saying so. */
+static void a_server_closing_idle_connections_is_survived(void) {
+    env e;
+    ak_posix_transport t;
+    ka_server sv;
+    tsink s;
+    int i;
+    ka_begin(&e, &sv, &t, 0, 0);
+    for (i = 0; i < 4; i++) { /* the close has arrived: the health check drops the connection */
+        CHECK_EQ(ka_request(&t, &sv, "GET", "/drop", NULL, &s), AK_OK);
+        CHECK_EQ(ak_posix_transport_idle(&t), 1);
+        sleep_ms(50);
+    }
+    CHECK_EQ(sv.st->accepts, 4);
+    CHECK_MSG(strstr(e.log, "retrying") == NULL, "%s", e.log);
+    for (i = 0; i < 6; i++) /* no pause: the check or the retry, whichever the race allows */
+        CHECK_MSG(ka_request(&t, &sv, "GET", "/drop", NULL, &s) == AK_OK, "%s", s.msg);
+    CHECK_EQ(sv.st->accepts, 10);
+    CHECK_EQ(sv.st->requests, 10);
+    ka_end(&e, &sv, &t);
+}
+
+/* The server reads the next request on a kept connection and resets it unanswered. */
+static void a_reused_connection_reset_on_arrival_is_retried_once(void) {
+    int mode;
+    for (mode = 0; mode < 2; mode++) {
+        env e;
+        ak_posix_transport t;
+        ka_server sv;
+        tsink s;
+        ka_begin(&e, &sv, &t, mode, 0);
+        CHECK_EQ(ka_request(&t, &sv, "GET", "/arm", NULL, &s), AK_OK);
+        CHECK_EQ(ka_request(&t, &sv, "POST", "/cl", "{\"again\":true}", &s), AK_OK);
+        CHECK_STR(s.body, "ok");
+        CHECK_EQ(s.status, 200);
+        CHECK_EQ(s.calls_after_done, 0);
+        CHECK_EQ(sv.st->accepts, 2);
+        CHECK_EQ(sv.st->requests, 3); /* the reset one, then the retry */
+        CHECK(strstr((const char *)sv.st->last, "POST /cl HTTP/1.1\r\n") && strstr((const char *)sv.st->last, "{\"again\":true}"));
+        CHECK_MSG(strstr(e.log, "retrying on a new one") != NULL, "%s", e.log);
+        CHECK_EQ(ak_posix_transport_idle(&t), 1);
+        /* the retry fails too: reported, never retried again */
+        CHECK_EQ(ka_request(&t, &sv, "GET", "/arm", NULL, &s), AK_OK);
+        CHECK_EQ(ka_request(&t, &sv, "GET", "/reset", NULL, &s), AK_ERR_CLOSED);
+        CHECK_EQ(s.status, 0);
+        CHECK_EQ(sv.st->accepts, 3);
+        CHECK_EQ(sv.st->requests, 6);
+        CHECK_EQ(ak_posix_transport_idle(&t), 0);
+        ka_end(&e, &sv, &t);
+    }
+}
+
+static void a_fresh_connection_failure_is_not_retried(void) {
+    env e;
+    ak_posix_transport t;
+    ka_server sv;
+    tsink s;
+    ka_begin(&e, &sv, &t, 0, 0);
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/reset", NULL, &s), AK_ERR_CLOSED);
+    CHECK_EQ(sv.st->accepts, 1);
+    CHECK_EQ(sv.st->requests, 1);
+    CHECK(strstr(e.log, "retrying") == NULL);
+    ka_end(&e, &sv, &t);
+}
+
+static void idle_connections_expire_on_the_context_clock(void) {
+    env e;
+    ak_posix_transport t;
+    ak_posix_transport_desc d;
+    ka_server sv;
+    tsink s;
+    env_init(&e, 0);
+    ka_start(&sv);
+    memset(&d, 0, sizeof d);
+    d.ctx = &e.ctx;
+    d.nonblocking = 1;
+    d.idle_timeout_ms = 1000;
+    CHECK_OK(ak_posix_transport_init(&t, &d, NULL));
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+    e.skew += 900;
+    CHECK_OK(ak_posix_transport_poll(&t, 0));
+    CHECK_EQ(ak_posix_transport_idle(&t), 1);
+    e.skew += 100;
+    CHECK_OK(ak_posix_transport_poll(&t, 0)); /* nothing pending: it still closes old ones */
+    CHECK_EQ(ak_posix_transport_idle(&t), 0);
+    CHECK_EQ(ka_closes(&sv, 1), 1);
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+    CHECK_EQ(sv.st->accepts, 2);
+    ak_posix_transport_free(&t);
+    /* the default, 30 s, checked by start() */
+    ka_transport(&t, &e, 0, 0);
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+    e.skew += 29000;
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+    CHECK_EQ(sv.st->accepts, 3);
+    e.skew += 30000;
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+    CHECK_EQ(sv.st->accepts, 4);
+    ka_end(&e, &sv, &t);
+}
+
+/* Cancelled, stopped by the sink or timed out: the connection is closed, never kept. */
+static void an_unfinished_response_never_goes_to_the_pool(void) {
+    env e;
+    ak_posix_transport t;
+    ka_server sv;
+    tsink s;
+    char url[128];
+    ak_http_request req;
+    long long t0;
+    ka_begin(&e, &sv, &t, 1, 0);
+    url_of(url, sizeof url, sv.port, "/half");
+    req = mkreq("GET", url, NULL, 0);
+    ts_init(&s);
+    CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, &s.handle));
+    t0 = now_ms();
+    while (!s.body_calls && now_ms() - t0 < 3000 * slow) ak_posix_transport_poll(&t, 10);
+    CHECK_STR(s.body, "half ");
+    t.transport.cancel(t.transport.ud, s.handle);
+    CHECK_EQ(ak_posix_transport_pending(&t), 0);
+    CHECK_EQ(ak_posix_transport_idle(&t), 0);
+    CHECK_EQ(ka_closes(&sv, 1), 1);
+    s.stop_on_body = 1; /* a sink that stops listening, on a whole response */
+    url_of(url, sizeof url, sv.port, "/cl");
+    req = mkreq("GET", url, NULL, 0);
+    ts_init(&s);
+    s.stop_on_body = 1;
+    CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, NULL));
+    t0 = now_ms();
+    while (ak_posix_transport_pending(&t) && now_ms() - t0 < 3000 * slow) ak_posix_transport_poll(&t, 10);
+    CHECK_EQ(s.body_calls, 1);
+    CHECK_EQ(s.done, 0);
+    CHECK_EQ(ak_posix_transport_idle(&t), 0);
+    CHECK_EQ(ka_closes(&sv, 2), 2);
+    url_of(url, sizeof url, sv.port, "/half");
+    req = mkreq("GET", url, NULL, 200 * slow);
+    ts_init(&s);
+    CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, NULL));
+    tr_wait(&t, &s, 3000);
+    CHECK_EQ(s.rc, AK_ERR_TIMEOUT);
+    CHECK_EQ(ak_posix_transport_idle(&t), 0);
+    CHECK_EQ(ka_closes(&sv, 3), 3);
+    CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+    CHECK_EQ(sv.st->accepts, 4);
+    ka_end(&e, &sv, &t);
+}
+
+static void two_origins_do_not_mix(void) {
+    env e;
+    ak_posix_transport t;
+    ka_server a, b;
+    tsink s;
+    char url[128];
+    ak_http_request req;
+    int i;
+    env_init(&e, 0);
+    ka_start(&a);
+    ka_start(&b);
+    ka_transport(&t, &e, 0, 0);
+    for (i = 0; i < 6; i++) CHECK_EQ(ka_request(&t, i % 2 ? &b : &a, "GET", "/cl", NULL, &s), AK_OK);
+    CHECK_EQ(a.st->accepts, 1);
+    CHECK_EQ(b.st->accepts, 1);
+    CHECK_EQ(a.st->requests, 3);
+    CHECK_EQ(b.st->requests, 3);
+    CHECK_EQ(ak_posix_transport_idle(&t), 2);
+    /* another host name for the same server is another origin; its case is not */
+    snprintf(url, sizeof url, "http://localhost:%d/cl", a.port);
+    req = mkreq("GET", url, NULL, 3000);
+    ts_init(&s);
+    CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, NULL));
+    CHECK_EQ(s.rc, AK_OK);
+    CHECK_EQ(a.st->accepts, 2);
+    snprintf(url, sizeof url, "http://LocalHost:%d/cl", a.port);
+    req = mkreq("GET", url, NULL, 3000);
+    ts_init(&s);
+    CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, NULL));
+    CHECK_EQ(s.rc, AK_OK);
+    CHECK_EQ(a.st->accepts, 2);
+    CHECK_EQ(ak_posix_transport_idle(&t), 3);
+    ak_posix_transport_free(&t);
+    CHECK_EQ(e.ta.live, 0);
+    ka_stop(&a);
+    ka_stop(&b);
+}
+
+/* Concurrent requests: one connection each; only max_idle of them are kept. */
+static void max_idle_is_respected(void) {
+    env e;
+    ak_posix_transport t;
+    ka_server sv;
+    tsink s[4];
+    char url[128];
+    ak_http_request req;
+    int i, round;
+    ka_begin(&e, &sv, &t, 1, 2);
+    url_of(url, sizeof url, sv.port, "/cl");
+    req = mkreq("GET", url, NULL, 3000);
+    for (round = 0; round < 2; round++) {
+        long long t0 = now_ms();
+        for (i = 0; i < 4; i++) {
+            ts_init(&s[i]);
+            CHECK_OK(t.transport.start(t.transport.ud, &req, &s[i].sink, NULL));
+        }
+        CHECK_EQ(ak_posix_transport_idle(&t), 0); /* round 2: both kept ones taken */
+        while (ak_posix_transport_pending(&t) && now_ms() - t0 < 3000 * slow) ak_posix_transport_poll(&t, 10);
+        for (i = 0; i < 4; i++) CHECK_EQ(s[i].rc, AK_OK);
+        CHECK_EQ(ak_posix_transport_idle(&t), 2);
+        CHECK_EQ(sv.st->accepts, 4 + 2 * round);
+        CHECK_EQ(ka_closes(&sv, 2 + 2 * round), 2 + 2 * round);
+    }
+    ka_end(&e, &sv, &t);
+}
+
+static void reuse_can_be_turned_off(void) {
+    env e;
+    ak_posix_transport t;
+    ka_server sv;
+    tsink s;
+    int i;
+    ka_begin(&e, &sv, &t, 0, -1);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(ka_request(&t, &sv, "GET", "/cl", NULL, &s), AK_OK);
+        CHECK_EQ(ak_posix_transport_idle(&t), 0);
+        CHECK(strstr((const char *)sv.st->last, "\r\nConnection: close\r\n") != NULL);
+    }
+    CHECK_EQ(sv.st->accepts, 3);
+    CHECK_EQ(ka_closes(&sv, 3), 3);
+    ka_end(&e, &sv, &t);
+}
+
+/* Any allocation may fail, the pool's included: a request fails cleanly or works, and
+   nothing leaks. */
+static void keep_alive_survives_allocation_failure(void) {
+    long long n;
+    int saw_reuse = 0, saw_fail = 0;
+    ka_server sv;
+    ka_start(&sv);
+    for (n = 1; n <= 24; n++) {
+        env e;
+        ak_posix_transport t;
+        tsink s;
+        int i, before = sv.st->accepts, ok = 0;
+        env_init(&e, n);
+        ka_transport(&t, &e, (int)(n % 2), 0);
+        for (i = 0; i < 3; i++) {
+            ak_result rc = ka_request(&t, &sv, "GET", "/cl", NULL, &s);
+            CHECK(rc == AK_OK || rc == AK_ERR_OUT_OF_MEMORY || rc == AK_ERR_CONNECT);
+            ok += rc == AK_OK;
+        }
+        if (ok == 3 && sv.st->accepts - before == 1) saw_reuse = 1;
+        if (ok < 3 || sv.st->accepts - before > 1) saw_fail = 1;
+        ak_posix_transport_free(&t);
+        CHECK_EQ(e.ta.live, 0);
+    }
+    CHECK(saw_reuse && saw_fail);
+    ka_stop(&sv);
+}
+
 /* ---- server --------------------------------------------------------------------------------- */
 
 typedef struct app {
@@ -956,7 +1535,6 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     ak_http_server_desc d;
     char buf[4096] = "";
     int fd;
-    struct linger l;
     env_init(&e, 0);
     memset(&a, 0, sizeof a);
     d = srv_desc(&e, &a);
@@ -965,10 +1543,7 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     cli_puts(&s, fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
     CHECK_EQ(a.nheld, 1);
-    l.l_onoff = 1;
-    l.l_linger = 0;
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    close(fd); /* a reset: writing to it would raise SIGPIPE without MSG_NOSIGNAL */
+    close_with_reset(fd); /* a reset: writing to it would raise SIGPIPE without MSG_NOSIGNAL */
     pump(&s, 100);
     CHECK_EQ(a.closes, 1);
     CHECK(a.closed[0] == a.held[0]);
@@ -983,8 +1558,7 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     cli_puts(&s, fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
     CHECK_EQ(a.nheld, 2);
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    close(fd);
+    close_with_reset(fd);
     sleep_ms(50);
     {
         ak_result rc = AK_OK;
@@ -1008,7 +1582,6 @@ static void a_hang_up_is_seen_even_with_input_backed_up(void) {
     ak_http_server_desc d;
     char junk[4096];
     int fd, polls = 0;
-    struct linger l;
     long long t0;
     env_init(&e, 0);
     memset(&a, 0, sizeof a);
@@ -1022,10 +1595,7 @@ static void a_hang_up_is_seen_even_with_input_backed_up(void) {
     CHECK_EQ(a.nheld, 1);
     cli_send(&s, fd, junk, sizeof junk); /* far more than the 64 bytes kept while answering */
     pump(&s, 50);
-    l.l_onoff = 1;
-    l.l_linger = 0;
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    close(fd);
+    close_with_reset(fd);
     t0 = now_ms();
     while (a.closes == 0 && now_ms() - t0 < 300 * slow) {
         ak_http_server_poll(&s, 50);
@@ -1463,6 +2033,17 @@ int main(void) {
     RUN(a_refusing_sink_is_released_silently);
     RUN(concurrent_requests_finish_independently);
     RUN(transport_fails_cleanly_without_memory);
+    RUN(sequential_requests_share_one_connection);
+    RUN(responses_that_end_the_connection_are_not_reused);
+    RUN(a_server_closing_idle_connections_is_survived);
+    RUN(a_reused_connection_reset_on_arrival_is_retried_once);
+    RUN(a_fresh_connection_failure_is_not_retried);
+    RUN(idle_connections_expire_on_the_context_clock);
+    RUN(an_unfinished_response_never_goes_to_the_pool);
+    RUN(two_origins_do_not_mix);
+    RUN(max_idle_is_respected);
+    RUN(reuse_can_be_turned_off);
+    RUN(keep_alive_survives_allocation_failure);
     RUN(server_answers_and_keeps_connections_alive);
     RUN(expect_continue_gets_100_before_the_body);
     RUN(a_stream_does_not_block_other_clients);

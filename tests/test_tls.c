@@ -14,12 +14,12 @@
 
 static int slow = 1;
 static char dir[512];
-static pid_t server_pid;
-static int server_port;
+static pid_t server_pid, node_pid;
+static int server_port, node_port;
 
 /* Every file the test makes, so cleanup can remove them with unlink(), which a signal
    handler may call (a shell "rm -rf" it may not). */
-static const char *const made[] = {"ca.crt", "ca.key", "ca.srl", "openssl.log", "rogue.crt", "rogue.key",
+static const char *const made[] = {"ca.crt", "ca.key", "ca.srl", "node.log", "openssl.log", "rogue.crt", "rogue.key",
                                    "s_server.log", "server.crt", "server.csr", "server.ext", "server.key"};
 static char made_paths[sizeof made / sizeof made[0]][600];
 
@@ -31,13 +31,18 @@ static long long now_ms(void) {
 
 /* Stops the server and removes the directory: at exit, and on SIGINT/SIGTERM/SIGHUP/
    SIGALRM (async-signal-safe calls only). */
+static void stop(pid_t *pid) {
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+    }
+    *pid = 0;
+}
+
 static void cleanup(void) {
     size_t i;
-    if (server_pid > 0) {
-        kill(server_pid, SIGKILL);
-        waitpid(server_pid, NULL, 0);
-        server_pid = 0;
-    }
+    stop(&server_pid);
+    stop(&node_pid);
     if (!dir[0]) return;
     for (i = 0; i < sizeof made / sizeof made[0]; i++) unlink(made_paths[i]);
     rmdir(dir);
@@ -80,15 +85,14 @@ static int make_certs(void) {
                    "-days 2 -subj /CN=rogue-CA");
 }
 
-/* Starts `openssl s_server -www` on an ephemeral port and reads the port from its log. */
-static int start_server(void) {
-    char log[600], cert[600], key[600];
+/* Runs argv (a server) with its output going to the log `log_name`, and reads its port
+   from the "ACCEPT 127.0.0.1:<port>" line it prints there. */
+static int spawn_server(char *const argv[], const char *log_name, pid_t *pid, int *port) {
+    char log[600];
     long long end;
-    path_of(log, sizeof log, "s_server.log");
-    path_of(cert, sizeof cert, "server.crt");
-    path_of(key, sizeof key, "server.key");
-    server_pid = fork();
-    if (server_pid == 0) {
+    path_of(log, sizeof log, log_name);
+    *pid = fork();
+    if (*pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 #ifdef __linux__
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test, even a SIGKILLed one */
@@ -96,22 +100,58 @@ static int start_server(void) {
         if (fd < 0) _exit(127);
         dup2(fd, 1);
         dup2(fd, 2);
-        execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key, "-www",
-               (char *)NULL);
+        execvp(argv[0], argv);
         _exit(127);
     }
-    if (server_pid < 0) return -1;
+    if (*pid < 0) return -1;
     end = now_ms() + 10000;
     while (now_ms() < end) {
         size_t len;
         char *text = t_read_file(log, &len);
         const char *p = text ? strstr(text, "ACCEPT 127.0.0.1:") : NULL;
-        if (p && strchr(p, '\n')) server_port = atoi(p + 17);
+        if (p && strchr(p, '\n')) *port = atoi(p + 17);
         free(text);
-        if (server_port > 0) return 0;
+        if (*port > 0) return 0;
         usleep(20000);
     }
     return -1;
+}
+
+/* `openssl s_server -www`: one HTTP/1.0 answer per connection. */
+static int start_server(void) {
+    char cert[600], key[600];
+    char *argv[] = {(char *)"openssl", (char *)"s_server", (char *)"-accept", (char *)"127.0.0.1:0", (char *)"-cert",
+                    cert, (char *)"-key", key, (char *)"-www", NULL};
+    path_of(cert, sizeof cert, "server.crt");
+    path_of(key, sizeof key, "server.key");
+    return spawn_server(argv, "s_server.log", &server_pid, &server_port);
+}
+
+/* Node's HTTPS server, which keeps connections alive. Each answer says which connection
+   (numbered as they are accepted) and which request on it it was. After "/arm", the next
+   request on that connection is met with a close without a TLS close_notify; after "/bye"
+   the server closes the connection (cleanly, without saying so in the response). */
+static const char node_server[] =
+    "const fs = require('fs'), https = require('https'); let conns = 0;"
+    "const srv = https.createServer({cert: fs.readFileSync(process.argv[1]), key: fs.readFileSync(process.argv[2])},"
+    "  (req, res) => { const s = req.socket; s.reqs = (s.reqs || 0) + 1;"
+    "    if (s.armed) { s.destroy(); return; }"
+    "    s.armed = req.url === '/arm';"
+    "    const body = 'conn=' + s.conn + ' req=' + s.reqs;"
+    "    res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Length': body.length});"
+    "    res.end(body);"
+    "    if (req.url === '/bye') res.on('finish', () => s.end()); });"
+    "srv.on('secureConnection', s => { s.conn = ++conns; });"
+    "srv.keepAliveTimeout = 60000;"
+    "srv.listen(0, '127.0.0.1', () => console.log('ACCEPT 127.0.0.1:' + srv.address().port));";
+
+static int start_node_server(void) {
+    char cert[600], key[600];
+    char *argv[] = {(char *)"node", (char *)"-e", (char *)node_server, cert, key, NULL};
+    if (node_pid > 0) return 0;
+    path_of(cert, sizeof cert, "server.crt");
+    path_of(key, sizeof key, "server.key");
+    return spawn_server(argv, "node.log", &node_pid, &node_port);
 }
 
 /* ---- one HTTPS exchange ---------------------------------------------------------------------- */
@@ -170,31 +210,44 @@ static void env_init(env *e) {
     ak_context_init(&e->ctx, &d);
 }
 
-/* GETs url through a fresh transport with `tls`; returns the sink's result. */
-static void https_get(const char *url, const ak_tls_config *tls, int nonblocking, tsink *s, env *e) {
-    ak_posix_transport t;
-    ak_posix_transport_desc d;
-    ak_http_request req;
-    long long end;
-    memset(&d, 0, sizeof d);
-    d.ctx = &e->ctx;
-    d.nonblocking = nonblocking;
-    if (tls) d.tls = *tls;
+static void tsink_init(tsink *s) {
     memset(s, 0, sizeof *s);
     s->sink.on_status = ts_status;
     s->sink.on_body = ts_body;
     s->sink.on_done = ts_done;
     s->sink.ud = s;
     s->rc = AK_PENDING;
+}
+
+static void transport_init(ak_posix_transport *t, const ak_tls_config *tls, int nonblocking, env *e) {
+    ak_posix_transport_desc d;
+    memset(&d, 0, sizeof d);
+    d.ctx = &e->ctx;
+    d.nonblocking = nonblocking;
+    if (tls) d.tls = *tls;
+    CHECK_OK(ak_posix_transport_init(t, &d, NULL));
+}
+
+/* GETs url through t; the sink's result is in s. */
+static void get_on(ak_posix_transport *t, const char *url, tsink *s) {
+    ak_http_request req;
+    long long end;
+    tsink_init(s);
     memset(&req, 0, sizeof req);
     req.method = "GET";
     req.url = url;
     req.timeout_ms = 10000 * slow;
-    CHECK_OK(ak_posix_transport_init(&t, &d, NULL));
-    CHECK_OK(t.transport.start(t.transport.ud, &req, &s->sink, NULL));
+    CHECK_OK(t->transport.start(t->transport.ud, &req, &s->sink, NULL));
     end = now_ms() + 10000 * slow;
-    while (!s->done && now_ms() < end) ak_posix_transport_poll(&t, 20);
+    while (!s->done && now_ms() < end) ak_posix_transport_poll(t, 20);
     CHECK_EQ(s->done, 1);
+}
+
+/* GETs url through a fresh transport with `tls`; returns the sink's result. */
+static void https_get(const char *url, const ak_tls_config *tls, int nonblocking, tsink *s, env *e) {
+    ak_posix_transport t;
+    transport_init(&t, tls, nonblocking, e);
+    get_on(&t, url, s);
     ak_posix_transport_free(&t);
     CHECK_EQ(e->ta.live, 0);
 }
@@ -409,6 +462,45 @@ static void a_server_that_speaks_no_tls_fails_the_handshake(void) {
     CHECK_EQ(e.ta.live, 0);
 }
 
+/* Against a keep-alive HTTPS server: requests share one TLS connection (one handshake);
+   a connection the server closed while idle is replaced; a kept connection closed without
+   a close_notify when the next request arrives gets that request sent again, once, on a
+   new connection. */
+static void a_kept_tls_connection_serves_the_next_request(void) {
+    static const char *const want[] = {"conn=1 req=1", "conn=1 req=2", "conn=1 req=3", "conn=2 req=1",
+                                       "conn=2 req=2", "conn=3 req=1", "conn=3 req=2", "conn=3 req=3"};
+    static const char *const paths[] = {"/", "/", "/bye", "/", "/arm", "/", "/", "/"};
+    int mode;
+    if (start_node_server() != 0) {
+        CHECK_MSG(0, "cannot start node's HTTPS server");
+        return;
+    }
+    for (mode = 0; mode < 2; mode++) {
+        env e;
+        tsink s;
+        ak_posix_transport t;
+        ak_tls_config c = trusting("ca.crt", "localhost");
+        char url[128];
+        size_t i;
+        env_init(&e);
+        transport_init(&t, &c, mode, &e);
+        for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+            char want_conn[16];
+            snprintf(url, sizeof url, "https://127.0.0.1:%d%s", node_port, paths[i]);
+            if (i == 3) usleep(100000 * slow); /* the "/bye" close has arrived */
+            get_on(&t, url, &s);
+            CHECK_MSG(s.rc == AK_OK, "%s: %s", paths[i], s.msg);
+            /* each transport gets its own numbers: the second starts where the first ended */
+            snprintf(want_conn, sizeof want_conn, "conn=%d", atoi(want[i] + 5) + 3 * mode);
+            CHECK_MSG(strncmp(s.body, want_conn, strlen(want_conn)) == 0 && strstr(s.body, strchr(want[i], ' ')),
+                      "%s: got %s, want %s %s", paths[i], s.body, want_conn, strchr(want[i], ' ') + 1);
+        }
+        CHECK_EQ(ak_posix_transport_idle(&t), 1);
+        ak_posix_transport_free(&t);
+        CHECK_EQ(e.ta.live, 0);
+    }
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR");
     if (getenv("AK_VALGRIND")) slow = 5;
@@ -446,6 +538,7 @@ int main(void) {
     RUN(setup_failures_are_clear);
     RUN(a_server_that_speaks_no_tls_fails_the_handshake);
     RUN(plain_http_to_a_tls_server_fails_fast);
+    RUN(a_kept_tls_connection_serves_the_next_request);
     cleanup();
     return t_summary();
 }
