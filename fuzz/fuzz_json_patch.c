@@ -19,15 +19,21 @@ static char *fz_text(const ak_json *v) {
     return b.ptr;
 }
 
-/* Applies the diff from -> to onto a copy of from in d and checks it reproduces to. */
+/* Applies the diff from -> to onto a copy of from in d and checks it reproduces to. The
+   one allowed failure: lenient mode refuses paths through __proto__, prototype or
+   constructor (as Genkit's client does), and then the copy must be untouched. */
 static void fz_check_diff(ak_json_doc *d, const ak_json *from, const ak_json *to) {
     ak_json *patch, *copy;
     unsigned flags;
+    ak_error err;
     if (ak_json_diff(d, from, to, &patch) != AK_OK) abort();
     for (flags = 0; flags <= AK_PATCH_LENIENT; flags += AK_PATCH_LENIENT) {
         copy = from ? ak_json_copy(d, from) : NULL;
-        if (ak_json_patch(d, &copy, patch, flags, NULL) != AK_OK || !ak_json_equal(copy, to)) abort();
-        if (!copy != !to) abort();
+        if (ak_json_patch(d, &copy, patch, flags, &err) != AK_OK) {
+            if (!flags || !strstr(err.message, "forbidden token") || !ak_json_equal(copy, from)) abort();
+            continue;
+        }
+        if (!ak_json_equal(copy, to) || !copy != !to) abort();
     }
 }
 

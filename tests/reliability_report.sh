@@ -70,6 +70,7 @@ Failures found by the fuzz targets and these tests, each fixed (regression in br
 - `ak_chat_send`, `ak_agent_run` and the remote `getSnapshot`/`abort` returned AK_PENDING after one step of a call that was not finished (fuzz_remote) [test_faults: blocking_helpers_pump_until_the_end; fuzz/corpus/fuzz_remote/regress_pending_json_call]
 - a remote answer whose `artifacts` was not an array was walked as one: a wild read (fuzz_remote) [fuzz/corpus/fuzz_remote/regress_artifacts_not_an_array]
 - a remote error or a failed turn with an empty message became an error with no message at all (fuzz_remote) [fuzz/corpus/fuzz_remote/regress_empty_error_message, regress_empty_turn_error]
+- a false alarm in the json_patch target's own check, which expected a lenient patch to reproduce any diff: lenient mode refuses paths through `constructor`, `prototype` and `__proto__` by design, as Genkit's client does; the check now allows exactly that refusal (fuzz_json_patch) [fuzz/corpus/fuzz_json_patch/regress_diff_through_constructor]
 - `ak_chat_detach` leaked the response of a detach whose turn failed (test_oom)
 - the scripted model answered "echo: " when the user's text was lost to a failed allocation (test_oom)
 - a custom-state patch that could not be built under memory pressure was dropped silently, leaving the client's custom state wrong; the turn now fails (test_oom)

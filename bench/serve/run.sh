@@ -22,14 +22,7 @@ mkdir -p build/bench
 make -s agentkit.h build/akdriver || exit 1
 ${CC:-cc} -std=c99 -O2 -D_DEFAULT_SOURCE bench/serve/load.c -o build/bench/serve_load -lm || exit 1
 
-tmp=$(mktemp -d)
-pid=""
-stop_server() {
-  [ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
-  pid=""
-}
-trap 'stop_server; rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
+. bench/common.sh
 
 # start NAME COMMAND...: runs a server in the background, waits for "listening <port>".
 start() {
