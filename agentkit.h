@@ -82,6 +82,7 @@
    AK_ERROR_MAX                ak_error.message bytes                         240
    AK_ID_MAX                   longest snapshot/session id accepted            128
    AK_JSON_MAX_DEPTH           JSON nesting                                    512
+   AK_JSON_PATCH_MAX_COPY      bytes the "copy" operations of one patch add  16 MiB
    AK_JSON_DOC_BLOCK           first arena block of a JSON document (1024 saves a
                                third of a turn's RAM on a microcontroller)     4096
    AK_JSON_SCHEMA_MAX_DEPTH    schema recursion ($ref cycles)                  256
@@ -770,6 +771,12 @@ AKDEF void ak_json_pointer_append(ak_buf *ptr, const char *key, size_t key_len);
    parents are created as objects, remove/replace of a missing member is a no-op, and the
    tokens __proto__, prototype and constructor are refused. */
 #define AK_PATCH_LENIENT 0x01u
+
+/* The most bytes (values, keys, text) the "copy" operations of one patch may add to a
+   document; more is AK_ERR_LIMIT. Each copy can double a document. */
+#ifndef AK_JSON_PATCH_MAX_COPY
+#define AK_JSON_PATCH_MAX_COPY (16u * 1024u * 1024u)
+#endif
 
 /* Applies the operation array `patch` to *root (a value of d; may be NULL for an absent
    document) and stores the new root in *root. All or nothing: on failure *root is
@@ -5326,6 +5333,7 @@ typedef struct ak__patcher {
     int lenient;
     ak__undo_chunk *undo; /* newest chunk */
     size_t index;         /* operation being applied, for messages */
+    size_t copied;        /* bytes of values "copy" operations added so far */
     const char *op;       /* its name, or NULL before it is known */
     ak_error *err;
 } ak__patcher;
@@ -5461,6 +5469,27 @@ AK_PRIVATE ak_result ak__check_fit(ak__patcher *pp, const ak__patch_op *o, const
     if (o->depth > AK_JSON_MAX_DEPTH || ak__nesting(v, AK_JSON_MAX_DEPTH - o->depth) > AK_JSON_MAX_DEPTH - o->depth)
         return ak__pfail(pp, AK_ERR_JSON_DEPTH, "the result would nest deeper than %d levels",
                          (int)AK_JSON_MAX_DEPTH);
+    return AK_OK;
+}
+
+/* Bytes v takes in a document (nodes, keys, text), counting no further than limit + 1. */
+AK_PRIVATE size_t ak__footprint(const ak_json *v, size_t limit) {
+    size_t n = sizeof *v + v->key_len + (ak__is_container_value(v) ? 0 : v->len);
+    const ak_json *c;
+    if (ak__is_container_value(v))
+        for (c = v->u.first; c && n <= limit; c = c->next) n += ak__footprint(c, limit - n);
+    return n;
+}
+
+/* Each "copy" can double a document, so twenty of them in a short patch would ask for
+   gigabytes: together they may add AK_JSON_PATCH_MAX_COPY bytes. Other operations add
+   only values the patch itself holds. */
+AK_PRIVATE ak_result ak__check_copy_growth(ak__patcher *pp, const ak_json *v) {
+    size_t room = AK_JSON_PATCH_MAX_COPY - pp->copied, n = ak__footprint(v, room);
+    if (n > room)
+        return ak__pfail(pp, AK_ERR_LIMIT, "copies would add more than %zu bytes (AK_JSON_PATCH_MAX_COPY)",
+                         (size_t)AK_JSON_PATCH_MAX_COPY);
+    pp->copied += n;
     return AK_OK;
 }
 
@@ -5702,7 +5731,10 @@ AK_PRIVATE ak_result ak__apply_op(ak__patcher *pp, const ak_json *op) {
         return ak__op_replace(pp, &o, v);
     case AK__OP_MOVE: return ak__op_move(pp, &o);
     case AK__OP_COPY:
-        if ((rc = ak__source(pp, &o, &v)) != AK_OK || (rc = ak__copy_for(pp, &o, v, &v)) != AK_OK) return rc;
+        /* the depth check first: it bounds the recursion of the growth check */
+        if ((rc = ak__source(pp, &o, &v)) != AK_OK || (rc = ak__check_fit(pp, &o, v)) != AK_OK ||
+            (rc = ak__check_copy_growth(pp, v)) != AK_OK || (rc = ak__copy_for(pp, &o, v, &v)) != AK_OK)
+            return rc;
         return ak__op_add(pp, &o, v);
     default: return ak__op_test(pp, &o);
     }
@@ -5721,7 +5753,7 @@ AKDEF ak_result ak_json_patch(ak_json_doc *d, ak_json **root, const ak_json *pat
     first.prev = NULL;
     first.n = 0;
     pp.d = d, pp.root = *root, pp.lenient = (flags & AK_PATCH_LENIENT) != 0;
-    pp.undo = &first, pp.index = 0, pp.op = NULL, pp.err = err;
+    pp.undo = &first, pp.index = 0, pp.copied = 0, pp.op = NULL, pp.err = err;
     mark = ak_arena_save(&d->arena);
     doc_err = d->err;
     for (op = patch->u.first; op && rc == AK_OK; op = op->next, pp.index++) rc = ak__apply_op(&pp, op);

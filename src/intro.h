@@ -82,6 +82,7 @@
    AK_ERROR_MAX                ak_error.message bytes                         240
    AK_ID_MAX                   longest snapshot/session id accepted            128
    AK_JSON_MAX_DEPTH           JSON nesting                                    512
+   AK_JSON_PATCH_MAX_COPY      bytes the "copy" operations of one patch add  16 MiB
    AK_JSON_DOC_BLOCK           first arena block of a JSON document (1024 saves a
                                third of a turn's RAM on a microcontroller)     4096
    AK_JSON_SCHEMA_MAX_DEPTH    schema recursion ($ref cycles)                  256

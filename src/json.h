@@ -200,6 +200,12 @@ AKDEF void ak_json_pointer_append(ak_buf *ptr, const char *key, size_t key_len);
    tokens __proto__, prototype and constructor are refused. */
 #define AK_PATCH_LENIENT 0x01u
 
+/* The most bytes (values, keys, text) the "copy" operations of one patch may add to a
+   document; more is AK_ERR_LIMIT. Each copy can double a document. */
+#ifndef AK_JSON_PATCH_MAX_COPY
+#define AK_JSON_PATCH_MAX_COPY (16u * 1024u * 1024u)
+#endif
+
 /* Applies the operation array `patch` to *root (a value of d; may be NULL for an absent
    document) and stores the new root in *root. All or nothing: on failure *root is
    unchanged and err says which operation failed and why. Values from the patch are copied

@@ -307,6 +307,30 @@ static void nesting_is_bounded(void) {
     CHECK_STR(out, "{}");
 }
 
+/* Each "copy" of the root into itself doubles the document: 40 of them would need
+   terabytes. The copies of one patch may add AK_JSON_PATCH_MAX_COPY bytes, no more. */
+static void copy_growth_is_bounded(void) {
+    char doc[1100], patch[2000];
+    const char *out, *msg;
+    size_t n;
+    int i;
+    snprintf(doc, sizeof doc, "{\"x\":\"%01000d\"}", 0);
+    n = (size_t)snprintf(patch, sizeof patch, "[");
+    for (i = 0; i < 40; i++)
+        n += (size_t)snprintf(patch + n, sizeof patch - n, "%s{\"op\":\"copy\",\"from\":\"\",\"path\":\"/y%d\"}",
+                              i ? "," : "", i);
+    snprintf(patch + n, sizeof patch - n, "]");
+    CHECK_EQ(apply(doc, patch, 0, &out, &msg), AK_ERR_LIMIT);
+    CHECK_STR(out, doc);
+    CHECK_MSG(strstr(msg, "AK_JSON_PATCH_MAX_COPY") != NULL, "%s", msg);
+    CHECK_MSG(strncmp(msg, "operation 13 ", 13) == 0, "%s", msg); /* the 14th copy would pass 16 MiB */
+    /* a few copies are fine */
+    CHECK_OK(apply("{\"x\":1}", "[{\"op\":\"copy\",\"from\":\"\",\"path\":\"/y\"},"
+                                  "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/y\"}]",
+                   0, &out, &msg));
+    CHECK_STR(out, "{\"x\":1,\"y\":{\"x\":1,\"y\":{\"x\":1}}}");
+}
+
 /* ---- lenient patch (Genkit's client applyPatch) ---------------------------------------- */
 
 static void lenient_rules(void) {
@@ -625,6 +649,7 @@ int main(void) {
     RUN(strict_semantics);
     RUN(patch_argument_checks);
     RUN(nesting_is_bounded);
+    RUN(copy_growth_is_bounded);
     RUN(lenient_rules);
     RUN(diff_follows_genkit);
     RUN(diff_round_trips_on_generated_pairs);
