@@ -10492,6 +10492,33 @@ AKDEF ak_result ak_decode_fail(ak_decode *dc, ak_status status, const char *fmt,
     return AK_ERR_MODEL;
 }
 
+/* Appends base (def when NULL or empty) without trailing slashes, then path. */
+AK_PRIVATE void ak__model_url(ak_buf *url, const char *base, const char *def, const char *path) {
+    size_t n;
+    if (!base || !*base) base = def;
+    n = ak__strlen(base);
+    while (n && base[n - 1] == '/') n--;
+    ak_buf_append(url, base, n);
+    ak_buf_puts(url, path);
+}
+
+AK_PRIVATE int ak__model_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* data[0..len) without surrounding spaces equals s. */
+AK_PRIVATE int ak__model_trim_eq(const char *data, size_t len, const char *s) {
+    while (len && ak__model_space(*data)) data++, len--;
+    while (len && ak__model_space(data[len - 1])) len--;
+    return ak__eqn(data, len, s);
+}
+
+/* The stream ended without its end marker: a cut connection, so UNAVAILABLE and retryable
+   (the driver retries only while nothing has been streamed). */
+AK_PRIVATE ak_result ak__decode_truncated(ak_decode *dc, const char *message) {
+    ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "%s", message);
+    dc->retryable = 1;
+    return AK_ERR_MODEL;
+}
+
 AKDEF ak_result ak_decode_body(ak_decode *dc, const char *data, size_t len) {
     ak_error e;
     ak_result rc;
@@ -10937,21 +10964,11 @@ AK_PRIVATE ak_result ak__wire_validate(const ak_json *request, const ak_json *co
     return AK_OK;
 }
 
-/* Appends base (def when NULL or empty) without trailing slashes, then path. */
-AK_PRIVATE void ak__wire_url(ak_buf *url, const char *base, const char *def, const char *path) {
-    size_t n;
-    if (!base || !*base) base = def;
-    n = ak__strlen(base);
-    while (n && base[n - 1] == '/') n--;
-    ak_buf_append(url, base, n);
-    ak_buf_puts(url, path);
-}
-
 /* URL, Content-Type, "Authorization: Bearer <key>" when there is a key, and the body. */
 AK_PRIVATE ak_result ak__wire_send(const ak_provider_config *cfg, const char *def_base, const char *path,
                                    const ak_json *body, ak_http_out *out, ak_error *err) {
     ak_result rc;
-    ak__wire_url(&out->url, cfg->base_url, def_base, path);
+    ak__model_url(&out->url, cfg->base_url, def_base, path);
     rc = ak_http_out_header(out, "Content-Type", "application/json");
     if (rc == AK_OK && cfg->api_key && *cfg->api_key) {
         ak_buf v;
@@ -11406,15 +11423,6 @@ AK_PRIVATE ak_result ak__wire_not_json(ak_decode *dc, const char *data, size_t l
                           (int)n, data);
 }
 
-AK_PRIVATE int ak__wire_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* data[0..len) without surrounding spaces equals s. */
-AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
-    while (len && ak__wire_space(*data)) data++, len--;
-    while (len && ak__wire_space(data[len - 1])) len--;
-    return ak__eqn(data, len, s);
-}
-
 /* The shared parts above stay for ollama.c when only the OpenAI adapter is compiled out. */
 #ifndef AK_NO_OPENAI
 
@@ -11750,8 +11758,8 @@ AK_PRIVATE ak_result ak__oai_event(ak_decode *dc, const char *name, const char *
     ak__wire_error e;
     if (st->done) return AK_OK; /* nothing after [DONE] means anything */
     if (!json) {
-        if (ak__wire_trim_eq(data, len, "[DONE]")) st->done = 1;
-        else if (!ak__wire_trim_eq(data, len, "")) return ak__wire_not_json(dc, data, len);
+        if (ak__model_trim_eq(data, len, "[DONE]")) st->done = 1;
+        else if (!ak__model_trim_eq(data, len, "")) return ak__wire_not_json(dc, data, len);
         return AK_OK; /* an empty data: is a keep-alive */
     }
     if (ak__wire_error_of(json, name && ak__streq(name, "error"), &e)) return ak__wire_stream_error(dc, &e);
@@ -11765,11 +11773,7 @@ AK_PRIVATE ak_result ak__oai_complete(ak_decode *dc, ak__oai *st) {
 
 AK_PRIVATE ak_result ak__oai_end(ak_decode *dc) {
     ak__oai *st = (ak__oai *)dc->state;
-    if (!st->done) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->done) return ak__decode_truncated(dc, "openai: the stream ended before [DONE] (truncated)");
     /* what llama.cpp builds before Sept 2025 do after an error: [DONE] without a finish */
     if (!st->finished)
         return ak_decode_fail(dc, AK_STATUS_UNKNOWN, "openai: the stream ended without a finish_reason (incomplete)");
@@ -12041,11 +12045,7 @@ AK_PRIVATE ak_result ak__ollama_event(ak_decode *dc, const char *name, const cha
 AK_PRIVATE ak_result ak__ollama_end(ak_decode *dc) {
     ak__ollama *st = (ak__ollama *)dc->state;
     /* also how an error after the first line looks when the {"error"} line was lost */
-    if (!st->done) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "ollama: the stream ended before done:true (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->done) return ak__decode_truncated(dc, "ollama: the stream ended before done:true (truncated)");
     return ak__ollama_complete(dc, st);
 }
 
@@ -12155,16 +12155,6 @@ AK_PRIVATE void ak__prov_config(ak_buf *b, int *n, const ak_json *config, const 
     if (v && v->type != AK_JSON_NULL && !ak__prov_overridden(config, wire_key)) ak__prov_value(b, n, wire_key, v);
 }
 
-/* base (or the default) without trailing slashes, then path. */
-AK_PRIVATE void ak__prov_url(ak_buf *url, const char *base, const char *default_base, const char *path) {
-    size_t len;
-    if (!base || !*base) base = default_base;
-    len = ak__strlen(base);
-    while (len && base[len - 1] == '/') len--;
-    ak_buf_append(url, base, len);
-    ak_buf_puts(url, path);
-}
-
 /* Adds a header whose value comes from the caller. Control bytes would let a value start a
    header of its own; the message never repeats the value (it may be an API key). */
 AK_PRIVATE ak_result ak__prov_header(ak_http_out *out, const char *name, const char *value, ak_error *err) {
@@ -12191,18 +12181,13 @@ typedef struct ak__prov_media {
     int inline_data;             /* 1: a base64 data URL */
 } ak__prov_media;
 
-AK_PRIVATE int ak__prov_starts(const char *s, const char *prefix) {
-    while (*prefix && *s == *prefix) s++, prefix++;
-    return !*prefix;
-}
-
 AK_PRIVATE ak_result ak__prov_media_of(const ak_json *part, ak__prov_media *m, ak_error *err) {
     const ak_json *media = ak_json_get(part, "media");
     const char *ct = ak_json_get_str(media, "contentType");
     AK_MEMSET(m, 0, sizeof *m);
     m->url = ak_json_get_str(media, "url");
     if (!m->url) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a media part needs a string url");
-    if (ak__prov_starts(m->url, "data:")) {
+    if (ak__starts_with(m->url, "data:")) {
         if (ak_data_url_split(m->url, &m->mime, &m->mime_len, &m->data, &m->data_len) != AK_OK)
             return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a data: media url must be base64 (data:<type>;base64,<data>)");
         m->inline_data = 1;
@@ -12315,14 +12300,6 @@ AK_PRIVATE ak_result ak__prov_part_error(ak_error *err, ak_result rc, size_t msg
     if (!err) return rc;
     AK_MEMCPY(what, err->message, sizeof what);
     return ak_error_set(err, rc, "messages[%zu].content[%zu]: %s", msg, part, what);
-}
-
-/* Data of an SSE event that is only whitespace carries nothing (a bare "data:" line). */
-AK_PRIVATE int ak__prov_blank(const char *data, size_t len) {
-    size_t i;
-    for (i = 0; i < len; i++)
-        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') return 0;
-    return 1;
 }
 
 /* The shared part above stays for gemini.c when only the Anthropic adapter is compiled out. */
@@ -12543,7 +12520,7 @@ AK_PRIVATE ak_result ak__anth_build(const ak_provider_config *cfg, const ak_json
     size_t i;
     ak_result rc;
     if (!cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id");
-    ak__prov_url(&out->url, cfg->base_url, "https://api.anthropic.com", "/v1/messages");
+    ak__model_url(&out->url, cfg->base_url, "https://api.anthropic.com", "/v1/messages");
     if ((rc = ak_http_out_header(out, "content-type", "application/json")) != AK_OK ||
         (cfg->api_key && (rc = ak__prov_header(out, "x-api-key", cfg->api_key, err)) != AK_OK) ||
         (rc = ak_http_out_header(out, "anthropic-version", "2023-06-01")) != AK_OK)
@@ -12706,7 +12683,7 @@ AK_PRIVATE ak_result ak__anth_keep(ak_decode *dc, ak__anth_state *st, ak_json *p
 AK_PRIVATE ak_result ak__anth_tool_done(ak_decode *dc, ak__anth_state *st) {
     ak_json *input = NULL;
     ak_error e;
-    if (ak__prov_blank(st->text.ptr, st->text.len)) input = ak_json_new_object(&dc->scratch);
+    if (ak__model_trim_eq(st->text.ptr, st->text.len, "")) input = ak_json_new_object(&dc->scratch);
     else if (ak_json_parse_value(&dc->scratch, st->text.ptr, st->text.len, NULL, &input, &e) != AK_OK)
         return ak_decode_fail(dc, AK_STATUS_INTERNAL, "anthropic: the input of tool call %s is not valid JSON: %s",
                               ak_json_str_or(st->tool_name, "?"), e.message);
@@ -12829,7 +12806,7 @@ AK_PRIVATE ak_result ak__anth_event(ak_decode *dc, const char *name, const char 
     ak__anth_state *st = (ak__anth_state *)dc->state;
     const char *type = ak_json_get_str(json, "type");
     size_t i;
-    if (ak__prov_blank(data, len)) return AK_OK;
+    if (ak__model_trim_eq(data, len, "")) return AK_OK;
     if (!ak_json_is(json, AK_JSON_OBJECT))
         return ak_decode_fail(dc, AK_STATUS_INTERNAL, "anthropic sent an event that is not a JSON object");
     if (!type) type = name;
@@ -12841,11 +12818,7 @@ AK_PRIVATE ak_result ak__anth_event(ak_decode *dc, const char *name, const char 
 
 AK_PRIVATE ak_result ak__anth_end(ak_decode *dc) {
     ak__anth_state *st = (ak__anth_state *)dc->state;
-    if (!st->saw_stop) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "anthropic stream ended before message_stop (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->saw_stop) return ak__decode_truncated(dc, "anthropic stream ended before message_stop (truncated)");
     return ak__anth_finish_response(dc, st);
 }
 
@@ -12940,7 +12913,7 @@ AK_PRIVATE void ak__gem_write_name(ak_buf *b, const ak_json *name) {
 
 /* An id worth echoing: one Gemini sent, not one made up here. */
 AK_PRIVATE int ak__gem_real_id(const ak_json *ref) {
-    return ak_json_is(ref, AK_JSON_STRING) && !ak__prov_starts(ref->u.str, AK__GEM_REF_PREFIX);
+    return ak_json_is(ref, AK_JSON_STRING) && !ak__starts_with(ref->u.str, AK__GEM_REF_PREFIX);
 }
 
 AK_PRIVATE ak_result ak__gem_media(ak_buf *b, int *n, const ak_json *part, ak_error *err) {
@@ -13188,7 +13161,7 @@ AK_PRIVATE ak_result ak__gem_build(const ak_provider_config *cfg, const ak_json 
     ak_buf *b = &out->body;
     int n = 0;
     ak_result rc;
-    ak__prov_url(&out->url, cfg->base_url, "https://generativelanguage.googleapis.com", "/v1beta");
+    ak__model_url(&out->url, cfg->base_url, "https://generativelanguage.googleapis.com", "/v1beta");
     if ((rc = ak__gem_model_path(&out->url, cfg->model, err)) != AK_OK) return rc;
     ak_buf_puts(&out->url, stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
     if ((rc = ak_http_out_header(out, "content-type", "application/json")) != AK_OK ||
@@ -13533,7 +13506,7 @@ AK_PRIVATE ak_result ak__gem_event(ak_decode *dc, const char *name, const char *
     ak_json *chunk, *content;
     ak_result rc;
     AK__UNUSED(name);
-    if (ak__prov_blank(data, len)) return AK_OK;
+    if (ak__model_trim_eq(data, len, "")) return AK_OK;
     if (!ak_json_is(json, AK_JSON_OBJECT))
         return ak_decode_fail(dc, AK_STATUS_INTERNAL, "gemini sent an event that is not a JSON object");
     content = ak_json_new_array(&dc->scratch);
@@ -13547,11 +13520,7 @@ AK_PRIVATE ak_result ak__gem_event(ak_decode *dc, const char *name, const char *
 
 AK_PRIVATE ak_result ak__gem_end(ak_decode *dc) {
     ak__gem_state *st = (ak__gem_state *)dc->state;
-    if (!st->finished) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "gemini stream ended without a finishReason (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->finished) return ak__decode_truncated(dc, "gemini stream ended without a finishReason (truncated)");
     return ak__gem_finish_response(dc, st);
 }
 

@@ -88,16 +88,6 @@ AK_PRIVATE void ak__prov_config(ak_buf *b, int *n, const ak_json *config, const 
     if (v && v->type != AK_JSON_NULL && !ak__prov_overridden(config, wire_key)) ak__prov_value(b, n, wire_key, v);
 }
 
-/* base (or the default) without trailing slashes, then path. */
-AK_PRIVATE void ak__prov_url(ak_buf *url, const char *base, const char *default_base, const char *path) {
-    size_t len;
-    if (!base || !*base) base = default_base;
-    len = ak__strlen(base);
-    while (len && base[len - 1] == '/') len--;
-    ak_buf_append(url, base, len);
-    ak_buf_puts(url, path);
-}
-
 /* Adds a header whose value comes from the caller. Control bytes would let a value start a
    header of its own; the message never repeats the value (it may be an API key). */
 AK_PRIVATE ak_result ak__prov_header(ak_http_out *out, const char *name, const char *value, ak_error *err) {
@@ -124,18 +114,13 @@ typedef struct ak__prov_media {
     int inline_data;             /* 1: a base64 data URL */
 } ak__prov_media;
 
-AK_PRIVATE int ak__prov_starts(const char *s, const char *prefix) {
-    while (*prefix && *s == *prefix) s++, prefix++;
-    return !*prefix;
-}
-
 AK_PRIVATE ak_result ak__prov_media_of(const ak_json *part, ak__prov_media *m, ak_error *err) {
     const ak_json *media = ak_json_get(part, "media");
     const char *ct = ak_json_get_str(media, "contentType");
     AK_MEMSET(m, 0, sizeof *m);
     m->url = ak_json_get_str(media, "url");
     if (!m->url) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a media part needs a string url");
-    if (ak__prov_starts(m->url, "data:")) {
+    if (ak__starts_with(m->url, "data:")) {
         if (ak_data_url_split(m->url, &m->mime, &m->mime_len, &m->data, &m->data_len) != AK_OK)
             return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "a data: media url must be base64 (data:<type>;base64,<data>)");
         m->inline_data = 1;
@@ -248,14 +233,6 @@ AK_PRIVATE ak_result ak__prov_part_error(ak_error *err, ak_result rc, size_t msg
     if (!err) return rc;
     AK_MEMCPY(what, err->message, sizeof what);
     return ak_error_set(err, rc, "messages[%zu].content[%zu]: %s", msg, part, what);
-}
-
-/* Data of an SSE event that is only whitespace carries nothing (a bare "data:" line). */
-AK_PRIVATE int ak__prov_blank(const char *data, size_t len) {
-    size_t i;
-    for (i = 0; i < len; i++)
-        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') return 0;
-    return 1;
 }
 
 /* The shared part above stays for gemini.c when only the Anthropic adapter is compiled out. */
@@ -476,7 +453,7 @@ AK_PRIVATE ak_result ak__anth_build(const ak_provider_config *cfg, const ak_json
     size_t i;
     ak_result rc;
     if (!cfg->model) return ak_error_set(err, AK_ERR_INVALID_ARGUMENT, "no model id");
-    ak__prov_url(&out->url, cfg->base_url, "https://api.anthropic.com", "/v1/messages");
+    ak__model_url(&out->url, cfg->base_url, "https://api.anthropic.com", "/v1/messages");
     if ((rc = ak_http_out_header(out, "content-type", "application/json")) != AK_OK ||
         (cfg->api_key && (rc = ak__prov_header(out, "x-api-key", cfg->api_key, err)) != AK_OK) ||
         (rc = ak_http_out_header(out, "anthropic-version", "2023-06-01")) != AK_OK)
@@ -639,7 +616,7 @@ AK_PRIVATE ak_result ak__anth_keep(ak_decode *dc, ak__anth_state *st, ak_json *p
 AK_PRIVATE ak_result ak__anth_tool_done(ak_decode *dc, ak__anth_state *st) {
     ak_json *input = NULL;
     ak_error e;
-    if (ak__prov_blank(st->text.ptr, st->text.len)) input = ak_json_new_object(&dc->scratch);
+    if (ak__model_trim_eq(st->text.ptr, st->text.len, "")) input = ak_json_new_object(&dc->scratch);
     else if (ak_json_parse_value(&dc->scratch, st->text.ptr, st->text.len, NULL, &input, &e) != AK_OK)
         return ak_decode_fail(dc, AK_STATUS_INTERNAL, "anthropic: the input of tool call %s is not valid JSON: %s",
                               ak_json_str_or(st->tool_name, "?"), e.message);
@@ -762,7 +739,7 @@ AK_PRIVATE ak_result ak__anth_event(ak_decode *dc, const char *name, const char 
     ak__anth_state *st = (ak__anth_state *)dc->state;
     const char *type = ak_json_get_str(json, "type");
     size_t i;
-    if (ak__prov_blank(data, len)) return AK_OK;
+    if (ak__model_trim_eq(data, len, "")) return AK_OK;
     if (!ak_json_is(json, AK_JSON_OBJECT))
         return ak_decode_fail(dc, AK_STATUS_INTERNAL, "anthropic sent an event that is not a JSON object");
     if (!type) type = name;
@@ -774,11 +751,7 @@ AK_PRIVATE ak_result ak__anth_event(ak_decode *dc, const char *name, const char 
 
 AK_PRIVATE ak_result ak__anth_end(ak_decode *dc) {
     ak__anth_state *st = (ak__anth_state *)dc->state;
-    if (!st->saw_stop) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "anthropic stream ended before message_stop (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->saw_stop) return ak__decode_truncated(dc, "anthropic stream ended before message_stop (truncated)");
     return ak__anth_finish_response(dc, st);
 }
 

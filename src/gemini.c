@@ -24,7 +24,7 @@ AK_PRIVATE void ak__gem_write_name(ak_buf *b, const ak_json *name) {
 
 /* An id worth echoing: one Gemini sent, not one made up here. */
 AK_PRIVATE int ak__gem_real_id(const ak_json *ref) {
-    return ak_json_is(ref, AK_JSON_STRING) && !ak__prov_starts(ref->u.str, AK__GEM_REF_PREFIX);
+    return ak_json_is(ref, AK_JSON_STRING) && !ak__starts_with(ref->u.str, AK__GEM_REF_PREFIX);
 }
 
 AK_PRIVATE ak_result ak__gem_media(ak_buf *b, int *n, const ak_json *part, ak_error *err) {
@@ -272,7 +272,7 @@ AK_PRIVATE ak_result ak__gem_build(const ak_provider_config *cfg, const ak_json 
     ak_buf *b = &out->body;
     int n = 0;
     ak_result rc;
-    ak__prov_url(&out->url, cfg->base_url, "https://generativelanguage.googleapis.com", "/v1beta");
+    ak__model_url(&out->url, cfg->base_url, "https://generativelanguage.googleapis.com", "/v1beta");
     if ((rc = ak__gem_model_path(&out->url, cfg->model, err)) != AK_OK) return rc;
     ak_buf_puts(&out->url, stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
     if ((rc = ak_http_out_header(out, "content-type", "application/json")) != AK_OK ||
@@ -617,7 +617,7 @@ AK_PRIVATE ak_result ak__gem_event(ak_decode *dc, const char *name, const char *
     ak_json *chunk, *content;
     ak_result rc;
     AK__UNUSED(name);
-    if (ak__prov_blank(data, len)) return AK_OK;
+    if (ak__model_trim_eq(data, len, "")) return AK_OK;
     if (!ak_json_is(json, AK_JSON_OBJECT))
         return ak_decode_fail(dc, AK_STATUS_INTERNAL, "gemini sent an event that is not a JSON object");
     content = ak_json_new_array(&dc->scratch);
@@ -631,11 +631,7 @@ AK_PRIVATE ak_result ak__gem_event(ak_decode *dc, const char *name, const char *
 
 AK_PRIVATE ak_result ak__gem_end(ak_decode *dc) {
     ak__gem_state *st = (ak__gem_state *)dc->state;
-    if (!st->finished) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "gemini stream ended without a finishReason (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->finished) return ak__decode_truncated(dc, "gemini stream ended without a finishReason (truncated)");
     return ak__gem_finish_response(dc, st);
 }
 

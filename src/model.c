@@ -496,6 +496,33 @@ AKDEF ak_result ak_decode_fail(ak_decode *dc, ak_status status, const char *fmt,
     return AK_ERR_MODEL;
 }
 
+/* Appends base (def when NULL or empty) without trailing slashes, then path. */
+AK_PRIVATE void ak__model_url(ak_buf *url, const char *base, const char *def, const char *path) {
+    size_t n;
+    if (!base || !*base) base = def;
+    n = ak__strlen(base);
+    while (n && base[n - 1] == '/') n--;
+    ak_buf_append(url, base, n);
+    ak_buf_puts(url, path);
+}
+
+AK_PRIVATE int ak__model_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* data[0..len) without surrounding spaces equals s. */
+AK_PRIVATE int ak__model_trim_eq(const char *data, size_t len, const char *s) {
+    while (len && ak__model_space(*data)) data++, len--;
+    while (len && ak__model_space(data[len - 1])) len--;
+    return ak__eqn(data, len, s);
+}
+
+/* The stream ended without its end marker: a cut connection, so UNAVAILABLE and retryable
+   (the driver retries only while nothing has been streamed). */
+AK_PRIVATE ak_result ak__decode_truncated(ak_decode *dc, const char *message) {
+    ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "%s", message);
+    dc->retryable = 1;
+    return AK_ERR_MODEL;
+}
+
 AKDEF ak_result ak_decode_body(ak_decode *dc, const char *data, size_t len) {
     ak_error e;
     ak_result rc;

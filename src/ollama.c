@@ -238,11 +238,7 @@ AK_PRIVATE ak_result ak__ollama_event(ak_decode *dc, const char *name, const cha
 AK_PRIVATE ak_result ak__ollama_end(ak_decode *dc) {
     ak__ollama *st = (ak__ollama *)dc->state;
     /* also how an error after the first line looks when the {"error"} line was lost */
-    if (!st->done) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "ollama: the stream ended before done:true (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->done) return ak__decode_truncated(dc, "ollama: the stream ended before done:true (truncated)");
     return ak__ollama_complete(dc, st);
 }
 

@@ -67,21 +67,11 @@ AK_PRIVATE ak_result ak__wire_validate(const ak_json *request, const ak_json *co
     return AK_OK;
 }
 
-/* Appends base (def when NULL or empty) without trailing slashes, then path. */
-AK_PRIVATE void ak__wire_url(ak_buf *url, const char *base, const char *def, const char *path) {
-    size_t n;
-    if (!base || !*base) base = def;
-    n = ak__strlen(base);
-    while (n && base[n - 1] == '/') n--;
-    ak_buf_append(url, base, n);
-    ak_buf_puts(url, path);
-}
-
 /* URL, Content-Type, "Authorization: Bearer <key>" when there is a key, and the body. */
 AK_PRIVATE ak_result ak__wire_send(const ak_provider_config *cfg, const char *def_base, const char *path,
                                    const ak_json *body, ak_http_out *out, ak_error *err) {
     ak_result rc;
-    ak__wire_url(&out->url, cfg->base_url, def_base, path);
+    ak__model_url(&out->url, cfg->base_url, def_base, path);
     rc = ak_http_out_header(out, "Content-Type", "application/json");
     if (rc == AK_OK && cfg->api_key && *cfg->api_key) {
         ak_buf v;
@@ -536,15 +526,6 @@ AK_PRIVATE ak_result ak__wire_not_json(ak_decode *dc, const char *data, size_t l
                           (int)n, data);
 }
 
-AK_PRIVATE int ak__wire_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* data[0..len) without surrounding spaces equals s. */
-AK_PRIVATE int ak__wire_trim_eq(const char *data, size_t len, const char *s) {
-    while (len && ak__wire_space(*data)) data++, len--;
-    while (len && ak__wire_space(data[len - 1])) len--;
-    return ak__eqn(data, len, s);
-}
-
 /* The shared parts above stay for ollama.c when only the OpenAI adapter is compiled out. */
 #ifndef AK_NO_OPENAI
 
@@ -880,8 +861,8 @@ AK_PRIVATE ak_result ak__oai_event(ak_decode *dc, const char *name, const char *
     ak__wire_error e;
     if (st->done) return AK_OK; /* nothing after [DONE] means anything */
     if (!json) {
-        if (ak__wire_trim_eq(data, len, "[DONE]")) st->done = 1;
-        else if (!ak__wire_trim_eq(data, len, "")) return ak__wire_not_json(dc, data, len);
+        if (ak__model_trim_eq(data, len, "[DONE]")) st->done = 1;
+        else if (!ak__model_trim_eq(data, len, "")) return ak__wire_not_json(dc, data, len);
         return AK_OK; /* an empty data: is a keep-alive */
     }
     if (ak__wire_error_of(json, name && ak__streq(name, "error"), &e)) return ak__wire_stream_error(dc, &e);
@@ -895,11 +876,7 @@ AK_PRIVATE ak_result ak__oai_complete(ak_decode *dc, ak__oai *st) {
 
 AK_PRIVATE ak_result ak__oai_end(ak_decode *dc) {
     ak__oai *st = (ak__oai *)dc->state;
-    if (!st->done) {
-        ak_decode_fail(dc, AK_STATUS_UNAVAILABLE, "openai: the stream ended before [DONE] (truncated)");
-        dc->retryable = 1; /* a cut connection; the driver retries only if nothing was streamed */
-        return AK_ERR_MODEL;
-    }
+    if (!st->done) return ak__decode_truncated(dc, "openai: the stream ended before [DONE] (truncated)");
     /* what llama.cpp builds before Sept 2025 do after an error: [DONE] without a finish */
     if (!st->finished)
         return ak_decode_fail(dc, AK_STATUS_UNKNOWN, "openai: the stream ended without a finish_reason (incomplete)");

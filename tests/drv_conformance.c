@@ -4,6 +4,7 @@
    follow Genkit's own JS runner (js/ai/tests/agents_spec_test.ts): message, chunk and state
    checks are "contains" matches with nulls ignored, arrays are ordered subsequences. */
 #include "akdriver.h"
+#include "json_text.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,16 +200,6 @@ static void fail(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-}
-
-static const char *js(const ak_json *v) {
-    static char out[4][1024];
-    static int slot;
-    ak_buf b;
-    slot = (slot + 1) % 4;
-    ak_buf_init_fixed(&b, out[slot], sizeof out[slot]);
-    ak_json_write(v, &b);
-    return out[slot];
 }
 
 /* ---- assertions (Genkit's assertContains) ---------------------------------------------- */

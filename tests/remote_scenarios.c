@@ -3,6 +3,7 @@
    the Genkit JS reference server or `akdriver serve`. The same assertions must hold for
    both. Prints one line per scenario and "N passed, N failed". */
 #include "../agentkit.h"
+#include "json_text.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,6 @@ static int failures;
 static char why[1024];
 
 #define EXPECT(cond, ...) do { if (!(cond) && !failures) { failures = 1; snprintf(why, sizeof why, __VA_ARGS__); } } while (0)
-
-static const char *js(const ak_json *v) {
-    static char out[4][4096];
-    static int slot;
-    ak_buf b;
-    slot = (slot + 1) % 4;
-    ak_buf_init_fixed(&b, out[slot], sizeof out[slot]);
-    ak_json_write(v, &b);
-    return out[slot];
-}
 
 static ak_json *parse(ak_json_doc *d, const char *text) {
     ak_json *v = NULL;

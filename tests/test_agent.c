@@ -1,6 +1,7 @@
 /* agent layer beyond the conformance spec: maxTurns, tool failures and schemas, tools that
    answer later, client transforms, heartbeats and expiry, the chat API, allocation failure */
 #include "test.h"
+#include "json_text.h"
 
 static int64_t now_ms = 1700000000000LL;
 static int64_t fake_clock(void *ud) { (void)ud; return now_ms; }
@@ -14,16 +15,6 @@ static void fake_context(ak_context *ctx, const ak_allocator *a) {
     desc.mono_ms = fake_clock;
     desc.sleep_ms = fake_sleep;
     ak_context_init(ctx, &desc);
-}
-
-static const char *js(const ak_json *v) {
-    static char out[4][8192];
-    static int slot;
-    ak_buf b;
-    slot = (slot + 1) % 4;
-    ak_buf_init_fixed(&b, out[slot], sizeof out[slot]);
-    ak_json_write(v, &b);
-    return out[slot];
 }
 
 #define USER(t) "{\"message\":{\"role\":\"user\",\"content\":[{\"text\":\"" t "\"}]}}"

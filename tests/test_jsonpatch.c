@@ -2,23 +2,13 @@
    messages, all-or-nothing behaviour, allocation failure, and diff round trips over
    generated document pairs. */
 #include "test.h"
+#include "json_text.h"
 
 /* Parses text as one more value of d (NULL if it does not parse). */
 static ak_json *P(ak_json_doc *d, const char *text) {
     ak_json *v = NULL;
     ak_json_parse_value(d, text, strlen(text), NULL, &v, NULL);
     return v;
-}
-
-/* Compact JSON of v in one of four rotating static buffers. */
-static const char *W(const ak_json *v) {
-    static char bufs[4][8192];
-    static int next;
-    char *out = bufs[next++ & 3];
-    ak_buf b;
-    ak_buf_init_fixed(&b, out, sizeof bufs[0]);
-    ak_json_write(v, &b);
-    return out;
 }
 
 /* Applies patch text to doc text. Returns the result code; *out is the document afterwards
@@ -34,7 +24,7 @@ static ak_result apply(const char *doc, const char *patch, unsigned flags, const
     p = P(&d, patch);
     e.message[0] = 0;
     rc = ak_json_patch(&d, &root, p, flags, &e);
-    *out = W(root);
+    *out = js(root);
     if (msg) *msg = e.message;
     ak_json_doc_free(&d);
     CHECK_EQ(ta.live, 0);
@@ -76,14 +66,14 @@ static int run_suite_file(const char *name) {
         t_current_failed = 0;
         ak_json_doc_init(&d, t_alloc_init(&ta, 0));
         root = ak_json_copy(&d, ak_json_get(c, "doc"));
-        snprintf(before, sizeof before, "%s", W(root));
+        snprintf(before, sizeof before, "%s", js(root));
         rc = ak_json_patch(&d, &root, patch, 0, &e);
         if (expected) {
             CHECK_MSG(rc == AK_OK, "failed: %s", e.message);
-            CHECK_MSG(ak_json_equal(root, expected), "got %s, want %s", W(root), W(expected));
+            CHECK_MSG(ak_json_equal(root, expected), "got %s, want %s", js(root), js(expected));
         } else {
             CHECK_MSG(rc != AK_OK, "accepted; want error \"%s\"", ak_json_str_or(ak_json_get(c, "error"), ""));
-            CHECK_STR(W(root), before); /* untouched, member order included */
+            CHECK_STR(js(root), before); /* untouched, member order included */
         }
         ak_json_doc_free(&d);
         CHECK_EQ(ta.live, 0);
@@ -113,7 +103,7 @@ static void pointer_resolves_rfc6901_examples(void) {
     CHECK_OK(ak_json_parse(&d, text, strlen(text), NULL));
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CHECK_OK(ak_json_pointer(d.root, cases[i].ptr, strlen(cases[i].ptr), &v, NULL));
-        CHECK_STR(W(v), cases[i].want ? cases[i].want : W(d.root));
+        CHECK_STR(js(v), cases[i].want ? cases[i].want : js(d.root));
     }
     ak_json_doc_free(&d);
 }
@@ -277,7 +267,7 @@ static void patch_argument_checks(void) {
     CHECK(root == NULL);
     CHECK_EQ(ak_json_patch(&d, &root, P(&d, "[{\"op\":\"remove\",\"path\":\"\"}]"), 0, &e), AK_ERR_JSON_PATCH);
     CHECK_OK(ak_json_patch(&d, &root, P(&d, "[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"a\":1}}]"), 0, &e));
-    CHECK_STR(W(root), "{\"a\":1}");
+    CHECK_STR(js(root), "{\"a\":1}");
     ak_json_doc_free(&d);
 }
 
@@ -389,7 +379,7 @@ static const char *diff(const char *from, const char *to) {
     const char *out;
     ak_json_doc_init(&d, NULL);
     CHECK_OK(ak_json_diff(&d, from ? P(&d, from) : NULL, to ? P(&d, to) : NULL, &patch));
-    out = W(patch);
+    out = js(patch);
     ak_json_doc_free(&d);
     return out;
 }
@@ -500,8 +490,8 @@ static void diff_round_trips_on_generated_pairs(void) {
             root = ak_json_copy(&d, from);
             CHECK_MSG(ak_json_patch(&d, &root, patch, mode ? AK_PATCH_LENIENT : 0, &e) == AK_OK, "pair %d: %s", i,
                       e.message);
-            CHECK_MSG(ak_json_equal(root, to), "pair %d: %s -> %s via %s gave %s", i, W(from), W(to), W(patch),
-                      W(root));
+            CHECK_MSG(ak_json_equal(root, to), "pair %d: %s -> %s via %s gave %s", i, js(from), js(to), js(patch),
+                      js(root));
         }
         CHECK(ak_json_equal(from, to) == (ak_json_len(patch) == 0));
         ak_json_doc_free(&d);
@@ -538,17 +528,17 @@ static void patch_and_diff_survive_every_allocation_failure(void) {
         CHECK(rc == AK_OK || rc == AK_ERR_OUT_OF_MEMORY);
         if (rc == AK_OK) {
             ok_seen = 1;
-            CHECK_STR(W(root), want);
+            CHECK_STR(js(root), want);
         } else {
             failures++;
-            CHECK_STR(W(root), doc);
+            CHECK_STR(js(root), doc);
             CHECK(strstr(e.message, "out of memory") != NULL);
             CHECK(d.err == AK_OK);
             /* the document still works after the failure */
             ta.fail_at = 0;
             CHECK_OK(ak_json_diff(&d, root, P(&d, want), &dp));
             CHECK_OK(ak_json_patch(&d, &root, dp, 0, &e));
-            CHECK_STR(W(root), want);
+            CHECK_STR(js(root), want);
         }
         ak_json_doc_free(&d);
         ak_json_doc_free(&pd);
@@ -596,12 +586,12 @@ static void patch_works_in_a_fixed_document(void) {
     ak_json_doc_init(&pd, NULL);
     root = P(&d, "{\"a\":[1,2]}");
     CHECK_OK(ak_json_patch(&d, &root, P(&pd, "[{\"op\":\"add\",\"path\":\"/a/-\",\"value\":3}]"), 0, &e));
-    CHECK_STR(W(root), "{\"a\":[1,2,3]}");
+    CHECK_STR(js(root), "{\"a\":[1,2,3]}");
     /* The second operation does not fit in what is left of the 2 KiB. */
     snprintf(patch, sizeof patch, "[{\"op\":\"remove\",\"path\":\"/a/0\"},{\"op\":\"add\",\"path\":\"/b\",\"value\":\"%s\"}]", big);
     CHECK_EQ(ak_json_patch(&d, &root, P(&pd, patch), 0, &e), AK_ERR_OUT_OF_MEMORY);
     CHECK_STR(e.message, "operation 1 (add): out of memory");
-    CHECK_STR(W(root), "{\"a\":[1,2,3]}");
+    CHECK_STR(js(root), "{\"a\":[1,2,3]}");
     ak_json_doc_free(&pd);
     ak_json_doc_free(&d);
 }

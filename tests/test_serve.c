@@ -2,6 +2,7 @@
    other through an in-memory transport (no sockets: tests/test_interop_*.sh and the POSIX
    tests cover the wire), plus the server's answers to bad requests, byte for byte */
 #include "test.h"
+#include "json_text.h"
 #include "interop_agents.h"
 
 /* ---- an in-memory transport: requests go straight into an ak_serve ---------------------- */
@@ -142,16 +143,6 @@ static ak_json *parse(ak_json_doc *d, const char *text) {
     ak_json *v = NULL;
     if (ak_json_parse_value(d, text, strlen(text), NULL, &v, NULL) != AK_OK) abort();
     return v;
-}
-
-static const char *js(const ak_json *v) {
-    static char out[4][8192];
-    static int slot;
-    ak_buf b;
-    slot = (slot + 1) % 4;
-    ak_buf_init_fixed(&b, out[slot], sizeof out[slot]);
-    ak_json_write(v, &b);
-    return out[slot];
 }
 
 static char chunks[8192];
