@@ -1340,6 +1340,15 @@ static ak_http_server_desc srv_desc(env *e, app *a) {
     return d;
 }
 
+/* A fresh environment, app and server on an ephemeral port. */
+static void srv_start(env *e, app *a, ak_http_server *s) {
+    ak_http_server_desc d;
+    env_init(e, 0);
+    memset(a, 0, sizeof *a);
+    d = srv_desc(e, a);
+    CHECK_OK(ak_http_server_init(s, &d, NULL));
+}
+
 static void pump(ak_http_server *s, int ms) {
     long long end = now_ms() + ms;
     do ak_http_server_poll(s, 5);
@@ -1411,13 +1420,9 @@ static void server_answers_and_keeps_connections_alive(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     char buf[8192] = "";
     int fd;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     CHECK(ak_http_server_port(&s) > 0);
     fd = cli_connect(ak_http_server_port(&s));
     cli_puts(&s, fd, "GET /hello?name=ada HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\n\r\n");
@@ -1460,13 +1465,9 @@ static void expect_continue_gets_100_before_the_body(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     char buf[4096] = "";
     int fd;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     fd = cli_connect(ak_http_server_port(&s));
     cli_puts(&s, fd, "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
@@ -1483,13 +1484,9 @@ static void a_stream_does_not_block_other_clients(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     char sbuf[8192] = "", buf[4096] = "";
     int fs, fo, i;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     fs = cli_connect(ak_http_server_port(&s));
     cli_puts(&s, fs, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fs, sbuf, sizeof sbuf, "\r\n\r\n", 2000);
@@ -1532,13 +1529,9 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     char buf[4096] = "";
     int fd;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     fd = cli_connect(ak_http_server_port(&s));
     cli_puts(&s, fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
@@ -1827,14 +1820,10 @@ static void shutdown_drains_then_closes(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     char b1[4096] = "", b2[4096] = "", b3[4096] = "";
     int streaming, idle, stuck, port;
     long long t0;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     port = ak_http_server_port(&s);
     streaming = cli_connect(port);
     idle = cli_connect(port);
@@ -1875,13 +1864,9 @@ static void free_tells_holders_and_releases_everything(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     char buf[1024] = "";
     int fd;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     fd = cli_connect(ak_http_server_port(&s));
     cli_puts(&s, fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
@@ -1932,7 +1917,6 @@ static void transport_and_server_talk(void) {
     env e;
     app a;
     ak_http_server s;
-    ak_http_server_desc d;
     ak_posix_transport t;
     tsink k;
     char url[128];
@@ -1940,10 +1924,7 @@ static void transport_and_server_talk(void) {
     ak_header hdr[1];
     long long t0;
     int i;
-    env_init(&e, 0);
-    memset(&a, 0, sizeof a);
-    d = srv_desc(&e, &a);
-    CHECK_OK(ak_http_server_init(&s, &d, NULL));
+    srv_start(&e, &a, &s);
     tr_init(&t, &e, 1);
     snprintf(url, sizeof url, "http://localhost:%d/stream", ak_http_server_port(&s)); /* ::1 first, maybe */
     req = mkreq("POST", url, "{}", 5000);
