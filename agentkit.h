@@ -19513,7 +19513,10 @@ AK_PRIVATE void ak__remote_frame(ak__remote_call *rc, const char *f, size_t n, i
         if (last) ak__remote_fail(rc, AK_STATUS_UNAVAILABLE, "the remote agent's stream was cut in the middle of a frame%s", NULL);
         else ak__remote_fail(rc, AK_STATUS_INTERNAL, "the remote agent sent a frame that is not JSON%s", NULL);
     } else if ((x = ak_json_get(v, "message")) != NULL) {
-        if (rc->on_chunk && !rc->failed && !rc->result) rc->on_chunk(rc->chunk_ud, x);
+        /* callbacks read chunks as objects, as local turns make them */
+        if (!ak_json_is(x, AK_JSON_OBJECT))
+            ak__remote_fail(rc, AK_STATUS_INTERNAL, "the remote agent sent a chunk that is not an object%s", NULL);
+        else if (rc->on_chunk && !rc->failed && !rc->result) rc->on_chunk(rc->chunk_ud, x);
     } else if ((x = ak_json_get(v, "result")) != NULL) {
         if (!rc->failed && !rc->result) rc->result = ak_json_copy(&rc->doc, x);
     } else if ((x = ak_json_get(v, "error")) != NULL) {

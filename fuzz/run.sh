@@ -84,7 +84,13 @@ report() { # name -> prints its line; returns 1 on a failure
   fi
   if [ "$findings" -ne 0 ] || ! grep -q '^Done [0-9]* runs' "$out/$name.log"; then
     echo "$name: FINDING after $runs executions: $(find "$out/artifacts" -name "$name-*" | head -1) (log: $out/$name.log)"
-    grep -E 'ERROR|runtime error|SUMMARY|Test unit written' "$out/$name.log" | head -5 | sed 's/^/    /'
+    grep -E 'ERROR|runtime error|SUMMARY|Test unit written|^ *#[0-9]+ ' "$out/$name.log" | head -24 | sed 's/^/    /'
+    # CI keeps only what is printed: the input itself, so the finding can be replayed here.
+    artifact=$(find "$out/artifacts" -name "$name-*" | head -1)
+    if [ -n "$artifact" ] && [ "$(wc -c < "$artifact")" -le 4096 ]; then
+      echo "    input (base64; replay: base64 -d > x && $out/bin/$name x):"
+      base64 "$artifact" | sed 's/^/    /'
+    fi
     return 1
   fi
   echo "$name: $runs executions in ${elapsed}s, no findings"

@@ -520,7 +520,7 @@ static void remote_turns(ak_transport *t, ak_context *ctx, const char *url, cons
 
 static void remote_client_through_replay(void) {
     static const ak_header err_type[1] = {{"Content-Type", "application/json"}};
-    remote_case c[5];
+    remote_case c[6];
     size_t i;
     memset(c, 0, sizeof c);
     c[0].name = "a reset between frames";
@@ -536,7 +536,9 @@ static void remote_client_through_replay(void) {
     c[3].res.body = "{\"status\":\"INTERNAL\",\"message\":\"boom\"}", c[3].status = AK_STATUS_INTERNAL;
     c[4].name = "503 without a body";
     c[4].res.status = 503, c[4].status = AK_STATUS_UNAVAILABLE;
-    for (i = 0; i < 5; i++) {
+    c[5].name = "a chunk that is not an object"; /* a fuzz finding: it reached the chunk callback */
+    c[5].res.body = "data: {\"message\":5}\n\n" FRAME_RESULT("snap-2"), c[5].status = AK_STATUS_INTERNAL;
+    for (i = 0; i < 6; i++) {
         ak_context ctx;
         ak_context_desc cd;
         ak_replay rp;
