@@ -931,7 +931,6 @@ typedef struct ak_ndjson_parser {
     ak_buf line;            /* a line cut by the end of a feed */
     size_t pos;             /* bytes of this stream consumed so far */
     size_t line_pos;        /* stream offset where the held line starts */
-    size_t room;            /* bytes the held line may still take on the fast path; 0 = none */
     ak_result err;          /* sticky failure */
 } ak_ndjson_parser;
 
@@ -1540,7 +1539,6 @@ typedef struct ak_posix_transport {
     void **pptrs;
     size_t pfd_cap;
     ak__posix_idle *idle;      /* keep-alive connections, most recently used first */
-    size_t idle_count;
 } ak_posix_transport;
 
 /* Sets up the transport; no I/O happens until a request starts. */
@@ -3239,6 +3237,9 @@ AKDEF ak_result ak_error_setst(ak_error *e, ak_result code, ak_status st, const 
     va_end(ap);
     return code;
 }
+
+/* The plain allocation failure, shared by every layer that has nothing to add to it. */
+AK_PRIVATE ak_result ak__oom(ak_error *err) { return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory"); }
 
 /* ---- arena ---------------------------------------------------------------------------- */
 
@@ -5655,9 +5656,12 @@ AK_PRIVATE ak_result ak__op_move(ak__patcher *pp, const ak__patch_op *o) {
     return ak__op_add(pp, o, v);
 }
 
-/* A copy of v in the document, if it fits where o puts it. */
+/* A copy of v in the document, if it fits where o puts it and, for a "copy" (whose value
+   comes from the document, not the patch), within what copies may add. The depth check
+   goes first: it bounds the recursion of the growth check. */
 AK_PRIVATE ak_result ak__copy_for(ak__patcher *pp, const ak__patch_op *o, const ak_json *v, ak_json **out) {
     ak_result rc = ak__check_fit(pp, o, v);
+    if (rc == AK_OK && o->kind == AK__OP_COPY) rc = ak__check_copy_growth(pp, v);
     if (rc != AK_OK) return rc;
     if (!(*out = ak_json_copy(pp->d, v))) return ak__patch_oom(pp);
     return AK_OK;
@@ -5731,10 +5735,7 @@ AK_PRIVATE ak_result ak__apply_op(ak__patcher *pp, const ak_json *op) {
         return ak__op_replace(pp, &o, v);
     case AK__OP_MOVE: return ak__op_move(pp, &o);
     case AK__OP_COPY:
-        /* the depth check first: it bounds the recursion of the growth check */
-        if ((rc = ak__source(pp, &o, &v)) != AK_OK || (rc = ak__check_fit(pp, &o, v)) != AK_OK ||
-            (rc = ak__check_copy_growth(pp, v)) != AK_OK || (rc = ak__copy_for(pp, &o, v, &v)) != AK_OK)
-            return rc;
+        if ((rc = ak__source(pp, &o, &v)) != AK_OK || (rc = ak__copy_for(pp, &o, v, &v)) != AK_OK) return rc;
         return ak__op_add(pp, &o, v);
     default: return ak__op_test(pp, &o);
     }
@@ -8528,7 +8529,6 @@ struct ak__posix_idle {
     int64_t since;             /* when it went idle, on the context's monotonic clock */
     int https;
     uint16_t port;
-    size_t host_len;
     char host[256];            /* as in the URL (NUL-terminated); compared without case */
 };
 
@@ -8543,7 +8543,6 @@ AK_PRIVATE int ak__pt_idle_for(const ak__posix_idle *c, const ak_url *u) {
 AK_PRIVATE void ak__pt_idle_drop(ak_posix_transport *t, ak__posix_idle **pp) {
     ak__posix_idle *c = *pp;
     *pp = c->next;
-    t->idle_count--;
     if (c->stream) c->stream->vt->close(c->stream);
     ak_free(ak__pt_alloc(t), c, sizeof *c);
 }
@@ -8601,13 +8600,11 @@ AK_PRIVATE void ak__pt_idle_put(ak_posix_transport *t, ak_net_stream *s, const a
     c->since = ak_mono_ms(t->desc.ctx);
     c->https = u->https;
     c->port = u->port;
-    c->host_len = u->host_len;
     AK_MEMCPY(c->host, u->host, u->host_len);
     c->next = t->idle;
     t->idle = c;
-    if (++t->idle_count <= (size_t)t->desc.max_idle) return;
-    for (pp = &t->idle; (*pp)->next; pp = &(*pp)->next) {
-    }
+    if (ak_posix_transport_idle(t) <= (size_t)t->desc.max_idle) return;
+    for (pp = &t->idle; (*pp)->next;) pp = &(*pp)->next;
     ak__pt_idle_drop(t, pp);
 }
 
@@ -8972,7 +8969,12 @@ AKDEF size_t ak_posix_transport_pending(const ak_posix_transport *t) {
     return n;
 }
 
-AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t) { return t->idle_count; }
+AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t) {
+    const ak__posix_idle *c;
+    size_t n = 0;
+    for (c = t->idle; c; c = c->next) n++;
+    return n;
+}
 
 /* Idle connections are not polled: nothing is expected from them, and a server closing
    one is noticed when a request wants it (or its idle timeout passes). */
@@ -10391,7 +10393,7 @@ AK_PRIVATE ak_result ak__decode_event(ak_decode *dc, const char *name, const cha
     ak_json *json = NULL;
     size_t i = 0;
     ak_result rc;
-    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+    while (i < len && AK__JWS(data[i])) i++;
     if (i < len && (data[i] == '{' || data[i] == '[')) {
         ak_error e;
         if ((rc = ak_json_parse_value(&dc->scratch, data, len, NULL, &json, &e)) == AK_ERR_OUT_OF_MEMORY)
@@ -10502,12 +10504,10 @@ AK_PRIVATE void ak__model_url(ak_buf *url, const char *base, const char *def, co
     ak_buf_puts(url, path);
 }
 
-AK_PRIVATE int ak__model_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* data[0..len) without surrounding spaces equals s. */
+/* data[0..len) without surrounding (JSON) whitespace equals s. */
 AK_PRIVATE int ak__model_trim_eq(const char *data, size_t len, const char *s) {
-    while (len && ak__model_space(*data)) data++, len--;
-    while (len && ak__model_space(data[len - 1])) len--;
+    while (len && AK__JWS(*data)) data++, len--;
+    while (len && AK__JWS(data[len - 1])) len--;
     return ak__eqn(data, len, s);
 }
 
@@ -10925,10 +10925,6 @@ static const char *const ak__wire_part_names[] = {"unknown",   "text", "media", 
 
 #define AK__PART_BIT(kind) (1u << (unsigned)(kind))
 
-AK_PRIVATE ak_result ak__wire_oom(ak_error *err) {
-    return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
-}
-
 /* Fails unless every part of message i has a kind in `allowed`. */
 AK_PRIVATE ak_result ak__wire_parts_allowed(ak__wire *w, const ak_json *msg, size_t i, unsigned allowed,
                                             const char *provider) {
@@ -10981,7 +10977,7 @@ AK_PRIVATE ak_result ak__wire_send(const ak_provider_config *cfg, const char *de
     if (rc == AK_OK) rc = ak_json_write(body, &out->body);
     if (rc == AK_OK && out->url.err) rc = out->url.err;
     if (rc == AK_ERR_LIMIT) return ak_error_set(err, rc, "more than %d request headers", AK_MAX_REQUEST_HEADERS);
-    return rc == AK_OK ? AK_OK : ak__wire_oom(err);
+    return rc == AK_OK ? AK_OK : ak__oom(err);
 }
 
 /* Builds the body of one provider's request into w->d. */
@@ -11134,7 +11130,7 @@ AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_jso
         ak_json_push(arr, ak__wire_typed(d, NULL, "function", fn));
     }
     *out = arr;
-    return d->err ? ak__wire_oom(err) : AK_OK;
+    return d->err ? ak__oom(err) : AK_OK;
 }
 
 /* ==== shared: assembling an answer ===================================================== */
@@ -11485,7 +11481,7 @@ AK_PRIVATE ak_result ak__oai_user(ak__wire *w, const ak_json *msg, size_t i) {
     for (p = content->u.first; p; p = p->next, j++) {
         ak_json *o;
         if (ak_part_kind_of(p) == AK_PART_MEDIA) {
-            if (!(o = ak__oai_media(w, p, i, j))) return w->d->err ? ak__wire_oom(w->err) : AK_ERR_INVALID_ARGUMENT;
+            if (!(o = ak__oai_media(w, p, i, j))) return w->d->err ? ak__oom(w->err) : AK_ERR_INVALID_ARGUMENT;
         } else {
             o = ak__wire_typed(w->d, NULL, "text", ak_json_copy(w->d, ak_json_get(p, "text")));
         }
@@ -11617,7 +11613,7 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
             ak_json_set(d, body, "stream_options", so);
         }
     }
-    return d->err ? ak__wire_oom(w->err) : AK_OK;
+    return d->err ? ak__oom(w->err) : AK_OK;
 }
 
 AK_PRIVATE ak_result ak__oai_build(const ak_provider_config *cfg, const ak_json *request,
@@ -11939,7 +11935,7 @@ AK_PRIVATE ak_result ak__ollama_body(ak__wire *w, const ak_provider_config *cfg,
                     AK__OLLAMA_TOP_KEYS, body, options);
     if (!ak_json_len(options)) ak_json_remove(body, "options");
     ak_json_set_bool(d, body, "stream", stream); /* Ollama streams unless told not to */
-    return d->err ? ak__wire_oom(w->err) : AK_OK;
+    return d->err ? ak__oom(w->err) : AK_OK;
 }
 
 AK_PRIVATE ak_result ak__ollama_build(const ak_provider_config *cfg, const ak_json *request,
@@ -16975,8 +16971,6 @@ AK_PRIVATE void ak__trace(ak_invocation *inv, ak_trace_kind kind, int end, const
     a->desc.trace(a->desc.trace_ud, kind, end, name, end ? ak_mono_ms(inv->ctx) - started : 0, st, attrs);
 }
 
-AK_PRIVATE ak_result ak__agent_oom(ak_error *err) { return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory"); }
-
 /* Parses JSON text owned by the agent description into the agent's document. */
 AK_PRIVATE ak_result ak__parse_desc_json(ak_agent *a, const char *text, const char *what, ak_json **out,
                                          ak_error *err) {
@@ -17062,7 +17056,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
     if ((rc = ak__build_request(a, err)) != AK_OK ||
         (rc = ak__parse_desc_json(a, desc->state_schema, "state schema", &a->state_schema, err)) != AK_OK) {
         ak_json_doc_free(&a->doc);
-        return rc == AK_ERR_OUT_OF_MEMORY ? ak__agent_oom(err) : rc;
+        return rc == AK_ERR_OUT_OF_MEMORY ? ak__oom(err) : rc;
     }
     if (desc->system) {
         ak_json_doc *d = &a->doc;
@@ -17074,7 +17068,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
         ak_json_set(d, a->system_msg, "metadata", md);
         if (d->err) {
             ak_json_doc_free(&a->doc);
-            return ak__agent_oom(err);
+            return ak__oom(err);
         }
     }
     return AK_OK;
@@ -17385,9 +17379,9 @@ AK_PRIVATE ak_result ak__resolve_session(ak_invocation *inv, const char *sid, ak
     if (rc != AK_OK) return ak__resolve_store_failure(inv, rc, &e);
     if (!snap) /* a new session with the id the caller chose */
         return ak_session_state_set_id(inv->alloc, &inv->state, sid) == AK_OK
-                   ? AK_OK : ak__agent_oom(err);
+                   ? AK_OK : ak__oom(err);
     if (ak__validate_custom(inv, snap->state.custom, &e) != AK_OK) ak__resolve_load_failure(inv, &e, NULL);
-    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak__agent_oom(err);
+    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak__oom(err);
     ak_snapshot_release(snap);
     return rc;
 }
@@ -17433,10 +17427,10 @@ AK_PRIVATE ak_result ak__resolve_init(ak_invocation *inv, const ak_json *init, a
         if ((rc = ak_uuid4_pair(inv->ctx, uuid, with_turn ? inv->turn_id : NULL)) != AK_OK)
             return ak_error_set(err, rc, "cannot make a session id: %s", ak_result_str(rc));
         if (ak_session_state_set_id(inv->alloc, &inv->state, uuid) != AK_OK)
-            return ak__agent_oom(err);
+            return ak__oom(err);
     }
     if (ak_session_state_copy(inv->alloc, &inv->state, &inv->good) != AK_OK)
-        return ak__agent_oom(err);
+        return ak__oom(err);
     return AK_OK;
 }
 
@@ -17484,7 +17478,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     ak_invocation *inv = (ak_invocation *)ak_alloc(alloc, sizeof *inv);
     ak_result rc;
     *out = NULL;
-    if (!inv) return ak__agent_oom(err);
+    if (!inv) return ak__oom(err);
     AK_MEMSET(inv, 0, sizeof *inv);
     inv->agent = a;
     inv->ctx = a->ctx;
@@ -17500,7 +17494,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     inv->next = a->invocations;
     a->invocations = inv;
     rc = ak__resolve_init(inv, init, err);
-    if (rc == AK_OK && inv->io.err) rc = ak__agent_oom(err);
+    if (rc == AK_OK && inv->io.err) rc = ak__oom(err);
     if (rc != AK_OK) {
         ak__inv_destroy(inv);
         return rc;
@@ -17560,7 +17554,7 @@ AKDEF ak_result ak_invocation_send(ak_invocation *inv, const ak_json *input, ak_
     if (inv->closed) return ak_error_set(err, AK_ERR_STATE, "the invocation is closed");
     if ((rc = ak__validate_input(input, err)) != AK_OK) return rc;
     if (inv->resolved) return AK_OK; /* a resolved invocation takes no more turns */
-    if (!(copy = ak_json_copy(&inv->io, input))) return ak__agent_oom(err);
+    if (!(copy = ak_json_copy(&inv->io, input))) return ak__oom(err);
     if (inv->queue_tail) inv->queue_tail->next = copy;
     else inv->queue = copy;
     inv->queue_tail = copy;
@@ -17923,7 +17917,7 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
     while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING)
         rc = AK_OK; /* not finished: pump again */
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
-        rc = ak__agent_oom(err);
+        rc = ak__oom(err);
     ak_invocation_free(inv);
     return rc;
 }
@@ -17963,7 +17957,7 @@ AKDEF ak_result ak_agent_get_snapshot(ak_agent *a, const char *snapshot_id, cons
         ak_json *t = st;
         if (a->desc.transform.state(a->desc.transform.ud, d, &t) == AK_OK && t && t != st) ak_json_set(d, *out, "state", t);
     }
-    return *out && !d->err ? AK_OK : ak__agent_oom(err);
+    return *out && !d->err ? AK_OK : ak__oom(err);
 }
 
 typedef struct ak__abort {
@@ -18629,7 +18623,7 @@ AK_PRIVATE ak_result ak__local_poll(void *ud, void *turn, int wait_ms, ak_json_d
     AK__UNUSED(ud);
     if (rc == AK_PENDING) return rc;
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
-        rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        rc = ak__oom(err);
     ak_invocation_free(inv);
     return rc;
 }
@@ -18700,7 +18694,7 @@ AKDEF ak_result ak_chat_init_backend(ak_chat *c, ak_context *ctx, const ak_chat_
     if ((init && ak__track(c, &c->init, init) != AK_OK) ||
         (state && (ak__track(c, &c->client_state, state) != AK_OK || ak__track_state(c, state) != AK_OK))) {
         ak_chat_free(c);
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     }
     return AK_OK;
 }
@@ -18801,7 +18795,7 @@ AKDEF ak_result ak_chat_start(ak_chat *c, const ak_json *input, ak_agent_chunk_f
     c->turn_custom = c->custom ? ak_json_copy(d, c->custom->value) : NULL;
     c->messages_before = ak_json_len(ak_chat_messages(c));
     if (d->err || (msg && ak__chat_messages(c, msg, c->messages_before) != AK_OK))
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     rc = c->backend.start(c->backend.ud, init, in, ak__chat_on_chunk, c, &c->turn, err);
     if (rc != AK_OK) {
         c->turn = NULL;
@@ -18908,7 +18902,7 @@ AKDEF ak_result ak_chat_poll(ak_chat *c, int wait_ms, ak_response *r, ak_error *
         if (rc == AK_OK) ak_json_doc_init(&r->doc, ak_context_allocator(c->ctx)), ak__fill_response(c, r, output);
         ak_json_doc_free(&tmp);
         if (rc != AK_OK) return ak_error_set(err, rc, "out of memory");
-        if (r->doc.err) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        if (r->doc.err) return ak__oom(err);
         if (r->finish_reason == AK_FINISH_FAILED)
             return ak_error_setst(err, AK_ERR_AGENT, r->error_status,
                                   "%s", r->error_message && *r->error_message ? r->error_message : "the turn failed");
@@ -18946,7 +18940,7 @@ AKDEF ak_result ak_chat_send(ak_chat *c, const char *text, ak_response *r, ak_er
     AK_MEMSET(r, 0, sizeof *r);
     ak_json_doc_init(&d, ak_context_allocator(c->ctx));
     input = ak_input_text(&d, text);
-    rc = !input ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
+    rc = !input ? ak__oom(err) : ak_chat_send_input(c, input, r, err);
     ak_json_doc_free(&d);
     return rc;
 }
@@ -18962,7 +18956,7 @@ AKDEF ak_result ak_chat_resume(ak_chat *c, const ak_json *respond, const ak_json
     if (respond) ak_json_set(&d, resume, "respond", ak_json_copy(&d, respond));
     if (restart) ak_json_set(&d, resume, "restart", ak_json_copy(&d, restart));
     ak_json_set(&d, input, "resume", resume);
-    rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
+    rc = d.err ? ak__oom(err) : ak_chat_send_input(c, input, r, err);
     ak_json_doc_free(&d);
     return rc;
 }
@@ -18978,7 +18972,7 @@ AKDEF ak_result ak_chat_detach(ak_chat *c, const ak_json *input, char id[AK_ID_M
     if (!ak_json_is(in, AK_JSON_OBJECT)) in = ak_json_new_object(&d);
     ak_json_set_bool(&d, in, "detach", 1);
     AK_MEMSET(&r, 0, sizeof r);
-    rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, in, &r, err);
+    rc = d.err ? ak__oom(err) : ak_chat_send_input(c, in, &r, err);
     ak_json_doc_free(&d);
     if (rc != AK_OK) {
         ak_response_free(&r); /* a failed turn fills it too */
@@ -19015,7 +19009,7 @@ AKDEF ak_result ak_chat_load_backend(ak_chat *c, ak_context *ctx, const ak_chat_
         if (ak_json_get_str(snap, "sessionId")) ak_json_set_str(&d, init, "sessionId", ak_json_get_str(snap, "sessionId"));
         rc = ak_chat_init_backend(c, ctx, backend, init, err);
         if (rc == AK_OK && ak__track_state(c, ak_json_get(snap, "state")) != AK_OK)
-            rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+            rc = ak__oom(err);
     }
     ak_json_doc_free(&d);
     return rc;
@@ -19609,7 +19603,7 @@ AK_PRIVATE ak_result ak__remote_start(ak_remote_agent *ra, const char *url, cons
     size_t i, n = 0;
     ak_result r;
     *out = NULL;
-    if (!rc) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!rc) return ak__oom(err);
     AK_MEMSET(rc, 0, sizeof *rc);
     rc->ra = ra;
     rc->streaming = streaming;
@@ -19642,7 +19636,7 @@ AK_PRIVATE ak_result ak__remote_start(ak_remote_agent *ra, const char *url, cons
     rc->sink.ud = rc;
     if (rc->body.err) {
         ak__remote_call_free(rc);
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     }
     *out = rc;
     r = ra->desc.transport->start(ra->desc.transport->ud, &rc->req, &rc->sink, &rc->handle);
@@ -19703,7 +19697,7 @@ AK_PRIVATE ak_result ak__rb_poll(void *ud, void *turn, int wait_ms, ak_json_doc 
     ak_result r = ak__remote_poll(rc, wait_ms, err);
     AK__UNUSED(ud);
     if (r == AK_PENDING) return r;
-    if (r == AK_OK && !(*output = ak_json_copy(d, rc->result))) r = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == AK_OK && !(*output = ak_json_copy(d, rc->result))) r = ak__oom(err);
     ak__remote_call_free(rc);
     return r;
 }
@@ -19723,7 +19717,7 @@ AK_PRIVATE ak_result ak__remote_ids(ak_remote_agent *ra, const char *url, const 
     data = ak_json_new_object(&tmp);
     if (snapshot_id) ak_json_set_str(&tmp, data, "snapshotId", snapshot_id);
     if (session_id) ak_json_set_str(&tmp, data, "sessionId", session_id);
-    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, url, data, rc, err);
+    r = tmp.err ? ak__oom(err) : ak__remote_json(ra, url, data, rc, err);
     ak_json_doc_free(&tmp);
     return r;
 }
@@ -19734,7 +19728,7 @@ AKDEF ak_result ak_remote_get_snapshot(ak_remote_agent *ra, const char *snapshot
     ak_result r;
     *out = NULL;
     if ((r = ak__remote_ids(ra, ra->snapshot_url, snapshot_id, session_id, &rc, err)) != AK_OK) return r;
-    if (!(*out = ak_json_copy(d, rc->result))) r = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!(*out = ak_json_copy(d, rc->result))) r = ak__oom(err);
     ak__remote_call_free(rc);
     return r;
 }
@@ -19782,7 +19776,7 @@ AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const
     else ak_buf_puts(&b, desc->url), ak_buf_append(&b, "/abort", 7);
     if (b.err) {
         ak_buf_free(&b);
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     }
     ra->urls = ak_buf_take(&b, NULL, &ra->urls_size);
     ra->turn_url = ra->urls;

@@ -365,6 +365,9 @@ AKDEF ak_result ak_error_setst(ak_error *e, ak_result code, ak_status st, const 
     return code;
 }
 
+/* The plain allocation failure, shared by every layer that has nothing to add to it. */
+AK_PRIVATE ak_result ak__oom(ak_error *err) { return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory"); }
+
 /* ---- arena ---------------------------------------------------------------------------- */
 
 struct ak_arena_block {

@@ -29,7 +29,7 @@ AK_PRIVATE ak_result ak__local_poll(void *ud, void *turn, int wait_ms, ak_json_d
     AK__UNUSED(ud);
     if (rc == AK_PENDING) return rc;
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
-        rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        rc = ak__oom(err);
     ak_invocation_free(inv);
     return rc;
 }
@@ -100,7 +100,7 @@ AKDEF ak_result ak_chat_init_backend(ak_chat *c, ak_context *ctx, const ak_chat_
     if ((init && ak__track(c, &c->init, init) != AK_OK) ||
         (state && (ak__track(c, &c->client_state, state) != AK_OK || ak__track_state(c, state) != AK_OK))) {
         ak_chat_free(c);
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     }
     return AK_OK;
 }
@@ -201,7 +201,7 @@ AKDEF ak_result ak_chat_start(ak_chat *c, const ak_json *input, ak_agent_chunk_f
     c->turn_custom = c->custom ? ak_json_copy(d, c->custom->value) : NULL;
     c->messages_before = ak_json_len(ak_chat_messages(c));
     if (d->err || (msg && ak__chat_messages(c, msg, c->messages_before) != AK_OK))
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     rc = c->backend.start(c->backend.ud, init, in, ak__chat_on_chunk, c, &c->turn, err);
     if (rc != AK_OK) {
         c->turn = NULL;
@@ -308,7 +308,7 @@ AKDEF ak_result ak_chat_poll(ak_chat *c, int wait_ms, ak_response *r, ak_error *
         if (rc == AK_OK) ak_json_doc_init(&r->doc, ak_context_allocator(c->ctx)), ak__fill_response(c, r, output);
         ak_json_doc_free(&tmp);
         if (rc != AK_OK) return ak_error_set(err, rc, "out of memory");
-        if (r->doc.err) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        if (r->doc.err) return ak__oom(err);
         if (r->finish_reason == AK_FINISH_FAILED)
             return ak_error_setst(err, AK_ERR_AGENT, r->error_status,
                                   "%s", r->error_message && *r->error_message ? r->error_message : "the turn failed");
@@ -346,7 +346,7 @@ AKDEF ak_result ak_chat_send(ak_chat *c, const char *text, ak_response *r, ak_er
     AK_MEMSET(r, 0, sizeof *r);
     ak_json_doc_init(&d, ak_context_allocator(c->ctx));
     input = ak_input_text(&d, text);
-    rc = !input ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
+    rc = !input ? ak__oom(err) : ak_chat_send_input(c, input, r, err);
     ak_json_doc_free(&d);
     return rc;
 }
@@ -362,7 +362,7 @@ AKDEF ak_result ak_chat_resume(ak_chat *c, const ak_json *respond, const ak_json
     if (respond) ak_json_set(&d, resume, "respond", ak_json_copy(&d, respond));
     if (restart) ak_json_set(&d, resume, "restart", ak_json_copy(&d, restart));
     ak_json_set(&d, input, "resume", resume);
-    rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, input, r, err);
+    rc = d.err ? ak__oom(err) : ak_chat_send_input(c, input, r, err);
     ak_json_doc_free(&d);
     return rc;
 }
@@ -378,7 +378,7 @@ AKDEF ak_result ak_chat_detach(ak_chat *c, const ak_json *input, char id[AK_ID_M
     if (!ak_json_is(in, AK_JSON_OBJECT)) in = ak_json_new_object(&d);
     ak_json_set_bool(&d, in, "detach", 1);
     AK_MEMSET(&r, 0, sizeof r);
-    rc = d.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak_chat_send_input(c, in, &r, err);
+    rc = d.err ? ak__oom(err) : ak_chat_send_input(c, in, &r, err);
     ak_json_doc_free(&d);
     if (rc != AK_OK) {
         ak_response_free(&r); /* a failed turn fills it too */
@@ -415,7 +415,7 @@ AKDEF ak_result ak_chat_load_backend(ak_chat *c, ak_context *ctx, const ak_chat_
         if (ak_json_get_str(snap, "sessionId")) ak_json_set_str(&d, init, "sessionId", ak_json_get_str(snap, "sessionId"));
         rc = ak_chat_init_backend(c, ctx, backend, init, err);
         if (rc == AK_OK && ak__track_state(c, ak_json_get(snap, "state")) != AK_OK)
-            rc = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+            rc = ak__oom(err);
     }
     ak_json_doc_free(&d);
     return rc;

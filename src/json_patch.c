@@ -491,9 +491,12 @@ AK_PRIVATE ak_result ak__op_move(ak__patcher *pp, const ak__patch_op *o) {
     return ak__op_add(pp, o, v);
 }
 
-/* A copy of v in the document, if it fits where o puts it. */
+/* A copy of v in the document, if it fits where o puts it and, for a "copy" (whose value
+   comes from the document, not the patch), within what copies may add. The depth check
+   goes first: it bounds the recursion of the growth check. */
 AK_PRIVATE ak_result ak__copy_for(ak__patcher *pp, const ak__patch_op *o, const ak_json *v, ak_json **out) {
     ak_result rc = ak__check_fit(pp, o, v);
+    if (rc == AK_OK && o->kind == AK__OP_COPY) rc = ak__check_copy_growth(pp, v);
     if (rc != AK_OK) return rc;
     if (!(*out = ak_json_copy(pp->d, v))) return ak__patch_oom(pp);
     return AK_OK;
@@ -567,10 +570,7 @@ AK_PRIVATE ak_result ak__apply_op(ak__patcher *pp, const ak_json *op) {
         return ak__op_replace(pp, &o, v);
     case AK__OP_MOVE: return ak__op_move(pp, &o);
     case AK__OP_COPY:
-        /* the depth check first: it bounds the recursion of the growth check */
-        if ((rc = ak__source(pp, &o, &v)) != AK_OK || (rc = ak__check_fit(pp, &o, v)) != AK_OK ||
-            (rc = ak__check_copy_growth(pp, v)) != AK_OK || (rc = ak__copy_for(pp, &o, v, &v)) != AK_OK)
-            return rc;
+        if ((rc = ak__source(pp, &o, &v)) != AK_OK || (rc = ak__copy_for(pp, &o, v, &v)) != AK_OK) return rc;
         return ak__op_add(pp, &o, v);
     default: return ak__op_test(pp, &o);
     }

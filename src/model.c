@@ -395,7 +395,7 @@ AK_PRIVATE ak_result ak__decode_event(ak_decode *dc, const char *name, const cha
     ak_json *json = NULL;
     size_t i = 0;
     ak_result rc;
-    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+    while (i < len && AK__JWS(data[i])) i++;
     if (i < len && (data[i] == '{' || data[i] == '[')) {
         ak_error e;
         if ((rc = ak_json_parse_value(&dc->scratch, data, len, NULL, &json, &e)) == AK_ERR_OUT_OF_MEMORY)
@@ -506,12 +506,10 @@ AK_PRIVATE void ak__model_url(ak_buf *url, const char *base, const char *def, co
     ak_buf_puts(url, path);
 }
 
-AK_PRIVATE int ak__model_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* data[0..len) without surrounding spaces equals s. */
+/* data[0..len) without surrounding (JSON) whitespace equals s. */
 AK_PRIVATE int ak__model_trim_eq(const char *data, size_t len, const char *s) {
-    while (len && ak__model_space(*data)) data++, len--;
-    while (len && ak__model_space(data[len - 1])) len--;
+    while (len && AK__JWS(*data)) data++, len--;
+    while (len && AK__JWS(data[len - 1])) len--;
     return ak__eqn(data, len, s);
 }
 

@@ -132,7 +132,7 @@ AK_PRIVATE ak_result ak__ollama_body(ak__wire *w, const ak_provider_config *cfg,
                     AK__OLLAMA_TOP_KEYS, body, options);
     if (!ak_json_len(options)) ak_json_remove(body, "options");
     ak_json_set_bool(d, body, "stream", stream); /* Ollama streams unless told not to */
-    return d->err ? ak__wire_oom(w->err) : AK_OK;
+    return d->err ? ak__oom(w->err) : AK_OK;
 }
 
 AK_PRIVATE ak_result ak__ollama_build(const ak_provider_config *cfg, const ak_json *request,

@@ -28,10 +28,6 @@ static const char *const ak__wire_part_names[] = {"unknown",   "text", "media", 
 
 #define AK__PART_BIT(kind) (1u << (unsigned)(kind))
 
-AK_PRIVATE ak_result ak__wire_oom(ak_error *err) {
-    return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
-}
-
 /* Fails unless every part of message i has a kind in `allowed`. */
 AK_PRIVATE ak_result ak__wire_parts_allowed(ak__wire *w, const ak_json *msg, size_t i, unsigned allowed,
                                             const char *provider) {
@@ -84,7 +80,7 @@ AK_PRIVATE ak_result ak__wire_send(const ak_provider_config *cfg, const char *de
     if (rc == AK_OK) rc = ak_json_write(body, &out->body);
     if (rc == AK_OK && out->url.err) rc = out->url.err;
     if (rc == AK_ERR_LIMIT) return ak_error_set(err, rc, "more than %d request headers", AK_MAX_REQUEST_HEADERS);
-    return rc == AK_OK ? AK_OK : ak__wire_oom(err);
+    return rc == AK_OK ? AK_OK : ak__oom(err);
 }
 
 /* Builds the body of one provider's request into w->d. */
@@ -237,7 +233,7 @@ AK_PRIVATE ak_result ak__wire_tools(ak_json_doc *d, const ak_json *tools, ak_jso
         ak_json_push(arr, ak__wire_typed(d, NULL, "function", fn));
     }
     *out = arr;
-    return d->err ? ak__wire_oom(err) : AK_OK;
+    return d->err ? ak__oom(err) : AK_OK;
 }
 
 /* ==== shared: assembling an answer ===================================================== */
@@ -588,7 +584,7 @@ AK_PRIVATE ak_result ak__oai_user(ak__wire *w, const ak_json *msg, size_t i) {
     for (p = content->u.first; p; p = p->next, j++) {
         ak_json *o;
         if (ak_part_kind_of(p) == AK_PART_MEDIA) {
-            if (!(o = ak__oai_media(w, p, i, j))) return w->d->err ? ak__wire_oom(w->err) : AK_ERR_INVALID_ARGUMENT;
+            if (!(o = ak__oai_media(w, p, i, j))) return w->d->err ? ak__oom(w->err) : AK_ERR_INVALID_ARGUMENT;
         } else {
             o = ak__wire_typed(w->d, NULL, "text", ak_json_copy(w->d, ak_json_get(p, "text")));
         }
@@ -720,7 +716,7 @@ AK_PRIVATE ak_result ak__oai_body(ak__wire *w, const ak_provider_config *cfg, co
             ak_json_set(d, body, "stream_options", so);
         }
     }
-    return d->err ? ak__wire_oom(w->err) : AK_OK;
+    return d->err ? ak__oom(w->err) : AK_OK;
 }
 
 AK_PRIVATE ak_result ak__oai_build(const ak_provider_config *cfg, const ak_json *request,

@@ -301,7 +301,6 @@ struct ak__posix_idle {
     int64_t since;             /* when it went idle, on the context's monotonic clock */
     int https;
     uint16_t port;
-    size_t host_len;
     char host[256];            /* as in the URL (NUL-terminated); compared without case */
 };
 
@@ -316,7 +315,6 @@ AK_PRIVATE int ak__pt_idle_for(const ak__posix_idle *c, const ak_url *u) {
 AK_PRIVATE void ak__pt_idle_drop(ak_posix_transport *t, ak__posix_idle **pp) {
     ak__posix_idle *c = *pp;
     *pp = c->next;
-    t->idle_count--;
     if (c->stream) c->stream->vt->close(c->stream);
     ak_free(ak__pt_alloc(t), c, sizeof *c);
 }
@@ -374,13 +372,11 @@ AK_PRIVATE void ak__pt_idle_put(ak_posix_transport *t, ak_net_stream *s, const a
     c->since = ak_mono_ms(t->desc.ctx);
     c->https = u->https;
     c->port = u->port;
-    c->host_len = u->host_len;
     AK_MEMCPY(c->host, u->host, u->host_len);
     c->next = t->idle;
     t->idle = c;
-    if (++t->idle_count <= (size_t)t->desc.max_idle) return;
-    for (pp = &t->idle; (*pp)->next; pp = &(*pp)->next) {
-    }
+    if (ak_posix_transport_idle(t) <= (size_t)t->desc.max_idle) return;
+    for (pp = &t->idle; (*pp)->next;) pp = &(*pp)->next;
     ak__pt_idle_drop(t, pp);
 }
 
@@ -745,7 +741,12 @@ AKDEF size_t ak_posix_transport_pending(const ak_posix_transport *t) {
     return n;
 }
 
-AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t) { return t->idle_count; }
+AKDEF size_t ak_posix_transport_idle(const ak_posix_transport *t) {
+    const ak__posix_idle *c;
+    size_t n = 0;
+    for (c = t->idle; c; c = c->next) n++;
+    return n;
+}
 
 /* Idle connections are not polled: nothing is expected from them, and a server closing
    one is noticed when a request wants it (or its idle timeout passes). */

@@ -153,7 +153,6 @@ typedef struct ak_posix_transport {
     void **pptrs;
     size_t pfd_cap;
     ak__posix_idle *idle;      /* keep-alive connections, most recently used first */
-    size_t idle_count;
 } ak_posix_transport;
 
 /* Sets up the transport; no I/O happens until a request starts. */

@@ -98,8 +98,6 @@ AK_PRIVATE void ak__trace(ak_invocation *inv, ak_trace_kind kind, int end, const
     a->desc.trace(a->desc.trace_ud, kind, end, name, end ? ak_mono_ms(inv->ctx) - started : 0, st, attrs);
 }
 
-AK_PRIVATE ak_result ak__agent_oom(ak_error *err) { return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory"); }
-
 /* Parses JSON text owned by the agent description into the agent's document. */
 AK_PRIVATE ak_result ak__parse_desc_json(ak_agent *a, const char *text, const char *what, ak_json **out,
                                          ak_error *err) {
@@ -185,7 +183,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
     if ((rc = ak__build_request(a, err)) != AK_OK ||
         (rc = ak__parse_desc_json(a, desc->state_schema, "state schema", &a->state_schema, err)) != AK_OK) {
         ak_json_doc_free(&a->doc);
-        return rc == AK_ERR_OUT_OF_MEMORY ? ak__agent_oom(err) : rc;
+        return rc == AK_ERR_OUT_OF_MEMORY ? ak__oom(err) : rc;
     }
     if (desc->system) {
         ak_json_doc *d = &a->doc;
@@ -197,7 +195,7 @@ AKDEF ak_result ak_agent_init(ak_agent *a, ak_context *ctx, const ak_agent_desc 
         ak_json_set(d, a->system_msg, "metadata", md);
         if (d->err) {
             ak_json_doc_free(&a->doc);
-            return ak__agent_oom(err);
+            return ak__oom(err);
         }
     }
     return AK_OK;
@@ -508,9 +506,9 @@ AK_PRIVATE ak_result ak__resolve_session(ak_invocation *inv, const char *sid, ak
     if (rc != AK_OK) return ak__resolve_store_failure(inv, rc, &e);
     if (!snap) /* a new session with the id the caller chose */
         return ak_session_state_set_id(inv->alloc, &inv->state, sid) == AK_OK
-                   ? AK_OK : ak__agent_oom(err);
+                   ? AK_OK : ak__oom(err);
     if (ak__validate_custom(inv, snap->state.custom, &e) != AK_OK) ak__resolve_load_failure(inv, &e, NULL);
-    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak__agent_oom(err);
+    else if (ak__adopt_snapshot(inv, snap) != AK_OK) rc = ak__oom(err);
     ak_snapshot_release(snap);
     return rc;
 }
@@ -556,10 +554,10 @@ AK_PRIVATE ak_result ak__resolve_init(ak_invocation *inv, const ak_json *init, a
         if ((rc = ak_uuid4_pair(inv->ctx, uuid, with_turn ? inv->turn_id : NULL)) != AK_OK)
             return ak_error_set(err, rc, "cannot make a session id: %s", ak_result_str(rc));
         if (ak_session_state_set_id(inv->alloc, &inv->state, uuid) != AK_OK)
-            return ak__agent_oom(err);
+            return ak__oom(err);
     }
     if (ak_session_state_copy(inv->alloc, &inv->state, &inv->good) != AK_OK)
-        return ak__agent_oom(err);
+        return ak__oom(err);
     return AK_OK;
 }
 
@@ -607,7 +605,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     ak_invocation *inv = (ak_invocation *)ak_alloc(alloc, sizeof *inv);
     ak_result rc;
     *out = NULL;
-    if (!inv) return ak__agent_oom(err);
+    if (!inv) return ak__oom(err);
     AK_MEMSET(inv, 0, sizeof *inv);
     inv->agent = a;
     inv->ctx = a->ctx;
@@ -623,7 +621,7 @@ AKDEF ak_result ak_agent_invoke(ak_agent *a, const ak_json *init, const ak_invok
     inv->next = a->invocations;
     a->invocations = inv;
     rc = ak__resolve_init(inv, init, err);
-    if (rc == AK_OK && inv->io.err) rc = ak__agent_oom(err);
+    if (rc == AK_OK && inv->io.err) rc = ak__oom(err);
     if (rc != AK_OK) {
         ak__inv_destroy(inv);
         return rc;
@@ -683,7 +681,7 @@ AKDEF ak_result ak_invocation_send(ak_invocation *inv, const ak_json *input, ak_
     if (inv->closed) return ak_error_set(err, AK_ERR_STATE, "the invocation is closed");
     if ((rc = ak__validate_input(input, err)) != AK_OK) return rc;
     if (inv->resolved) return AK_OK; /* a resolved invocation takes no more turns */
-    if (!(copy = ak_json_copy(&inv->io, input))) return ak__agent_oom(err);
+    if (!(copy = ak_json_copy(&inv->io, input))) return ak__oom(err);
     if (inv->queue_tail) inv->queue_tail->next = copy;
     else inv->queue = copy;
     inv->queue_tail = copy;
@@ -1046,7 +1044,7 @@ AKDEF ak_result ak_agent_run(ak_agent *a, const ak_json *init, const ak_json *in
     while (rc == AK_OK && (rc = ak_invocation_step(inv, 50, err)) == AK_PENDING)
         rc = AK_OK; /* not finished: pump again */
     if (rc == AK_OK && !(*output = ak_json_copy(d, ak_invocation_output(inv))))
-        rc = ak__agent_oom(err);
+        rc = ak__oom(err);
     ak_invocation_free(inv);
     return rc;
 }
@@ -1086,7 +1084,7 @@ AKDEF ak_result ak_agent_get_snapshot(ak_agent *a, const char *snapshot_id, cons
         ak_json *t = st;
         if (a->desc.transform.state(a->desc.transform.ud, d, &t) == AK_OK && t && t != st) ak_json_set(d, *out, "state", t);
     }
-    return *out && !d->err ? AK_OK : ak__agent_oom(err);
+    return *out && !d->err ? AK_OK : ak__oom(err);
 }
 
 typedef struct ak__abort {

@@ -580,7 +580,7 @@ AK_PRIVATE ak_result ak__remote_start(ak_remote_agent *ra, const char *url, cons
     size_t i, n = 0;
     ak_result r;
     *out = NULL;
-    if (!rc) return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!rc) return ak__oom(err);
     AK_MEMSET(rc, 0, sizeof *rc);
     rc->ra = ra;
     rc->streaming = streaming;
@@ -613,7 +613,7 @@ AK_PRIVATE ak_result ak__remote_start(ak_remote_agent *ra, const char *url, cons
     rc->sink.ud = rc;
     if (rc->body.err) {
         ak__remote_call_free(rc);
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     }
     *out = rc;
     r = ra->desc.transport->start(ra->desc.transport->ud, &rc->req, &rc->sink, &rc->handle);
@@ -674,7 +674,7 @@ AK_PRIVATE ak_result ak__rb_poll(void *ud, void *turn, int wait_ms, ak_json_doc 
     ak_result r = ak__remote_poll(rc, wait_ms, err);
     AK__UNUSED(ud);
     if (r == AK_PENDING) return r;
-    if (r == AK_OK && !(*output = ak_json_copy(d, rc->result))) r = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == AK_OK && !(*output = ak_json_copy(d, rc->result))) r = ak__oom(err);
     ak__remote_call_free(rc);
     return r;
 }
@@ -694,7 +694,7 @@ AK_PRIVATE ak_result ak__remote_ids(ak_remote_agent *ra, const char *url, const 
     data = ak_json_new_object(&tmp);
     if (snapshot_id) ak_json_set_str(&tmp, data, "snapshotId", snapshot_id);
     if (session_id) ak_json_set_str(&tmp, data, "sessionId", session_id);
-    r = tmp.err ? ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory") : ak__remote_json(ra, url, data, rc, err);
+    r = tmp.err ? ak__oom(err) : ak__remote_json(ra, url, data, rc, err);
     ak_json_doc_free(&tmp);
     return r;
 }
@@ -705,7 +705,7 @@ AKDEF ak_result ak_remote_get_snapshot(ak_remote_agent *ra, const char *snapshot
     ak_result r;
     *out = NULL;
     if ((r = ak__remote_ids(ra, ra->snapshot_url, snapshot_id, session_id, &rc, err)) != AK_OK) return r;
-    if (!(*out = ak_json_copy(d, rc->result))) r = ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!(*out = ak_json_copy(d, rc->result))) r = ak__oom(err);
     ak__remote_call_free(rc);
     return r;
 }
@@ -753,7 +753,7 @@ AKDEF ak_result ak_remote_agent_init(ak_remote_agent *ra, ak_context *ctx, const
     else ak_buf_puts(&b, desc->url), ak_buf_append(&b, "/abort", 7);
     if (b.err) {
         ak_buf_free(&b);
-        return ak_error_set(err, AK_ERR_OUT_OF_MEMORY, "out of memory");
+        return ak__oom(err);
     }
     ra->urls = ak_buf_take(&b, NULL, &ra->urls_size);
     ra->turn_url = ra->urls;

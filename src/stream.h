@@ -117,7 +117,6 @@ typedef struct ak_ndjson_parser {
     ak_buf line;            /* a line cut by the end of a feed */
     size_t pos;             /* bytes of this stream consumed so far */
     size_t line_pos;        /* stream offset where the held line starts */
-    size_t room;            /* bytes the held line may still take on the fast path; 0 = none */
     ak_result err;          /* sticky failure */
 } ak_ndjson_parser;
 

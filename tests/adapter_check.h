@@ -356,10 +356,17 @@ T_UNUSED static void ac_alloc_failures_are_clean(const char *provider, const cha
     free(text);
 }
 
-/* Decodes body (a stream, or a whole body when stream is 0) through provider's adapter with
-   a response size limit of max_body bytes; returns the akdriver line (valid until the next
-   call). */
-T_UNUSED static const char *ac_decode_limited(const char *provider, int stream, const char *body, size_t max_body) {
+/* A decode run's extras: what it sets up beyond the body, and the hints it reports. */
+typedef struct ac_decode_run {
+    int status;                  /* the HTTP status the body comes with; 0 = 200 */
+    size_t max_body;             /* the response size limit; 0 = the default */
+    ak_chunk_fn on_chunk;        /* NULL: chunks are not delivered */
+    int no_retry, retryable;     /* out: the decoder's retry hints */
+} ac_decode_run;
+
+/* Decodes body (a stream, or a whole body when stream is 0) through provider's adapter as
+   run says; returns the akdriver line (valid until the next call). */
+T_UNUSED static const char *ac_decode_as(const char *provider, int stream, const char *body, ac_decode_run *run) {
     static char line[8192];
     ak_context ctx;
     ak_json_doc doc;
@@ -368,15 +375,26 @@ T_UNUSED static const char *ac_decode_limited(const char *provider, int stream, 
     ak_context_init(&ctx, NULL);
     ak_json_doc_init(&doc, NULL);
     CHECK_OK(ak_decode_init(&dc, &ctx, ak_adapter_find(provider), stream, &doc));
-    dc.max_body = max_body;
-    ak_decode_status(&dc, 200);
+    if (run->max_body) dc.max_body = run->max_body;
+    dc.on_chunk = run->on_chunk;
+    ak_decode_status(&dc, run->status ? run->status : 200);
     ak_decode_body(&dc, body, strlen(body));
     ak_decode_done(&dc, AK_OK, NULL);
     ak_buf_init_fixed(&out, line, sizeof line);
     mf_render(&dc, &out);
+    run->no_retry = dc.no_retry;
+    run->retryable = dc.retryable;
     ak_decode_free(&dc);
     ak_json_doc_free(&doc);
     return line;
+}
+
+/* ac_decode_as with a response size limit of max_body bytes and nothing else. */
+T_UNUSED static const char *ac_decode_limited(const char *provider, int stream, const char *body, size_t max_body) {
+    ac_decode_run run;
+    memset(&run, 0, sizeof run);
+    run.max_body = max_body;
+    return ac_decode_as(provider, stream, body, &run);
 }
 
 /* ---- end to end: the adapter over the POSIX transport against a mock server ----------- */

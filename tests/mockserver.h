@@ -149,7 +149,8 @@ static void mock__record(int log_fd, const char *req, size_t n) {
     if (write(log_fd, len, (size_t)k) != k || write(log_fd, req, n) != (ssize_t)n) _exit(3);
 }
 
-static void mock__reset(int fd) {
+/* Closes fd so that the peer sees a reset (RST), not an orderly end. */
+static void mock_close_with_reset(int fd) {
     struct linger l;
     l.l_onoff = 1;
     l.l_linger = 0;
@@ -184,7 +185,7 @@ static void mock__answer(int fd, const mock_response *r) {
         if (r->reset && off == r->reset_at) break;
     }
     if (r->reset) {
-        mock__reset(fd);
+        mock_close_with_reset(fd);
         return;
     }
     if (r->chunked) mock__send_all(fd, "0\r\n\r\n", 5);

@@ -332,7 +332,7 @@ static void raw_child(int lfd, const raw_answer *a, size_t n) {
             off += k;
         }
         if (a[i].end == RAW_RESET) {
-            mock__reset(fd);
+            mock_close_with_reset(fd);
             continue;
         }
         while (a[i].end == RAW_HOLD && read(fd, buf, sizeof buf) > 0) {

@@ -22,8 +22,9 @@ static void decoding_survives_allocation_failures(void) {
     ac_fixture_survives_alloc_failures("openai", "tool_calls.json", 7);
 }
 
-/* Decodes body with the decoder tweaked by `setup`; returns the rendered outcome. */
-static char rendered[4096];
+/* Decodes body as OpenAI's answer with HTTP status (streamed when 200), the size limit
+   max_body (0 = default) and, while cancel_after is set, a chunk callback that cancels at
+   the cancel_after-th chunk; returns the rendered outcome and the retry hints. */
 static int cancel_after;
 static ak_result cancel_chunk(void *ud, const ak_json *chunk) {
     (void)ud;
@@ -32,25 +33,16 @@ static ak_result cancel_chunk(void *ud, const ak_json *chunk) {
 }
 
 static const char *decode(const char *body, size_t max_body, int status, int *no_retry, int *retryable) {
-    ak_context ctx;
-    ak_json_doc doc;
-    ak_decode dc;
-    ak_buf out;
-    ak_context_init(&ctx, NULL);
-    ak_json_doc_init(&doc, NULL);
-    CHECK_OK(ak_decode_init(&dc, &ctx, ak_adapter_openai(), status == 200, &doc));
-    if (max_body) dc.max_body = max_body;
-    if (cancel_after) dc.on_chunk = cancel_chunk;
-    ak_decode_status(&dc, status);
-    ak_decode_body(&dc, body, strlen(body));
-    ak_decode_done(&dc, AK_OK, NULL);
-    ak_buf_init_fixed(&out, rendered, sizeof rendered);
-    mf_render(&dc, &out);
-    if (no_retry) *no_retry = dc.no_retry;
-    if (retryable) *retryable = dc.retryable;
-    ak_decode_free(&dc);
-    ak_json_doc_free(&doc);
-    return rendered;
+    ac_decode_run run;
+    const char *line;
+    memset(&run, 0, sizeof run);
+    run.status = status;
+    run.max_body = max_body;
+    run.on_chunk = cancel_after ? cancel_chunk : NULL;
+    line = ac_decode_as("openai", status == 200, body, &run);
+    if (no_retry) *no_retry = run.no_retry;
+    if (retryable) *retryable = run.retryable;
+    return line;
 }
 
 #define DELTA(x) "data: {\"choices\":[{\"index\":0,\"delta\":" x ",\"finish_reason\":null}]}\n\n"

@@ -4,6 +4,7 @@
    pipelining, every hostile-client defence and graceful shutdown. Child processes are
    killed by PID at exit, and each also dies on its own after 20 s. */
 #include "test.h"
+#include "mockserver.h" /* mock_close_with_reset */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -32,15 +33,6 @@ static void sleep_ms(int ms) {
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (long)(ms % 1000) * 1000000L;
     nanosleep(&ts, NULL);
-}
-
-/* Closes fd so that the peer sees a reset (RST), not an orderly end. */
-static void close_with_reset(int fd) {
-    struct linger l;
-    l.l_onoff = 1;
-    l.l_linger = 0;
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    close(fd);
 }
 
 /* ---- children ------------------------------------------------------------------------------ */
@@ -191,7 +183,7 @@ static void child_run(int lfd, const step *s, int report) {
             fd = -1;
             break;
         case S_RESET:
-            close_with_reset(fd);
+            mock_close_with_reset(fd);
             fd = -1;
             break;
         case S_DRAIN: { /* read and drop for s->ms, so closing sends no reset */
@@ -801,7 +793,7 @@ static int ka_answer(ka_conn *c, const char *req) {
     size_t i;
     sscanf(req, "%15s %63s", method, path);
     if (c->armed) {
-        close_with_reset(c->fd);
+        mock_close_with_reset(c->fd);
         return 1;
     }
     if (!strcmp(method, "HEAD")) {
@@ -812,7 +804,7 @@ static int ka_answer(ka_conn *c, const char *req) {
         const struct ka_route *r = &ka_routes[i];
         if (strcmp(path, r->path) != 0) continue;
         if (r->then == KA_RESET) {
-            close_with_reset(c->fd);
+            mock_close_with_reset(c->fd);
             return 1;
         }
         ka_send(c->fd, r->response);
@@ -1157,11 +1149,10 @@ static void an_unfinished_response_never_goes_to_the_pool(void) {
     CHECK_EQ(ak_posix_transport_pending(&t), 0);
     CHECK_EQ(ak_posix_transport_idle(&t), 0);
     CHECK_EQ(ka_closes(&sv, 1), 1);
-    s.stop_on_body = 1; /* a sink that stops listening, on a whole response */
     url_of(url, sizeof url, sv.port, "/cl");
     req = mkreq("GET", url, NULL, 0);
     ts_init(&s);
-    s.stop_on_body = 1;
+    s.stop_on_body = 1; /* a sink that stops listening, on a whole response */
     CHECK_OK(t.transport.start(t.transport.ud, &req, &s.sink, NULL));
     t0 = now_ms();
     while (ak_posix_transport_pending(&t) && now_ms() - t0 < 3000 * slow) ak_posix_transport_poll(&t, 10);
@@ -1536,7 +1527,7 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     cli_puts(&s, fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
     CHECK_EQ(a.nheld, 1);
-    close_with_reset(fd); /* a reset: writing to it would raise SIGPIPE without MSG_NOSIGNAL */
+    mock_close_with_reset(fd); /* a reset: writing to it would raise SIGPIPE without MSG_NOSIGNAL */
     pump(&s, 100);
     CHECK_EQ(a.closes, 1);
     CHECK(a.closed[0] == a.held[0]);
@@ -1551,7 +1542,7 @@ static void a_departed_client_is_reported_to_the_writer(void) {
     cli_puts(&s, fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
     cli_read(&s, fd, buf, sizeof buf, "\r\n\r\n", 2000);
     CHECK_EQ(a.nheld, 2);
-    close_with_reset(fd);
+    mock_close_with_reset(fd);
     sleep_ms(50);
     {
         ak_result rc = AK_OK;
@@ -1588,7 +1579,7 @@ static void a_hang_up_is_seen_even_with_input_backed_up(void) {
     CHECK_EQ(a.nheld, 1);
     cli_send(&s, fd, junk, sizeof junk); /* far more than the 64 bytes kept while answering */
     pump(&s, 50);
-    close_with_reset(fd);
+    mock_close_with_reset(fd);
     t0 = now_ms();
     while (a.closes == 0 && now_ms() - t0 < 300 * slow) {
         ak_http_server_poll(&s, 50);
